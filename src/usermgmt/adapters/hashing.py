@@ -1,0 +1,60 @@
+"""Password hashing with libpass (the maintained passlib fork): bcrypt over SHA-256, in a bounded thread pool."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import TypeVar
+
+from passlib.context import CryptContext
+
+from usermgmt.domain.value_objects import PasswordHash, PlainPassword
+
+T = TypeVar("T")
+
+MIN_ROUNDS = 4  # bcrypt's own floor; production settings refuse anything under 10
+
+
+class PasslibPasswordHasher:
+    """bcrypt_sha256 (no 72-byte truncation); plain bcrypt hashes still verify and are upgraded on login.
+
+    Hashing is deliberately slow and releases the GIL, so it runs in a pool of ``workers`` threads (one per core):
+    the event loop never waits on it, and a storm of logins queues there instead of starving other requests.
+    """
+
+    def __init__(self, *, rounds: int, workers: int) -> None:
+        if rounds < MIN_ROUNDS:
+            raise ValueError(f"bcrypt rounds must be at least {MIN_ROUNDS}")
+        self._context = CryptContext(
+            schemes=["bcrypt_sha256", "bcrypt"],
+            deprecated=["bcrypt"],
+            bcrypt_sha256__rounds=rounds,
+        )
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="password-hash")
+        self._dummy = PasswordHash(self._context.hash("usermgmt dummy password, never anyone's"))
+
+    @property
+    def dummy_hash(self) -> PasswordHash:
+        return self._dummy
+
+    async def hash(self, password: PlainPassword) -> PasswordHash:
+        digest = await self._run(partial(self._context.hash, password.value))
+        return PasswordHash(digest)
+
+    async def verify_and_update(
+        self, password: PlainPassword, password_hash: PasswordHash
+    ) -> tuple[bool, PasswordHash | None]:
+        try:
+            matches, new_hash = await self._run(
+                partial(self._context.verify_and_update, password.value, password_hash.value)
+            )
+        except (ValueError, TypeError):  # an unrecognised or corrupt stored hash never verifies
+            return False, None
+        return bool(matches), PasswordHash(new_hash) if new_hash else None
+
+    async def _run(self, call: partial[T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)

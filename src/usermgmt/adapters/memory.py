@@ -1,0 +1,266 @@
+"""In-memory implementations of the ports: for unit tests of the core, kept honest by contract tests."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Self
+from uuid import UUID
+
+from usermgmt.application.errors import ConcurrentUpdate, EmailTaken, InvalidAccessToken, UsernameTaken
+from usermgmt.application.ports import AccessClaims, IssuedToken, UnitOfWork
+from usermgmt.domain.model import Session, User
+from usermgmt.domain.value_objects import (
+    Email,
+    PasswordHash,
+    PlainPassword,
+    RefreshTokenHash,
+    SessionId,
+    UserId,
+    Username,
+)
+
+
+@dataclass
+class MemoryStore:
+    """The committed state shared by every ``InMemoryUnitOfWork`` built on it."""
+
+    users: dict[UserId, User] = field(default_factory=dict)
+    versions: dict[UserId, int] = field(default_factory=dict)
+    sessions: dict[SessionId, Session] = field(default_factory=dict)
+    retired: dict[str, SessionId] = field(default_factory=dict)
+
+
+class InMemoryUserRepository:
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+        self._loaded: dict[UserId, int] = {}
+
+    async def get(self, user_id: UserId) -> User | None:
+        return self._load(self._store.users.get(user_id))
+
+    async def get_by_email(self, email: Email) -> User | None:
+        found = (u for u in self._store.users.values() if u.email.canonical == email.canonical)
+        return self._load(next(found, None))
+
+    async def get_by_username(self, username: Username) -> User | None:
+        found = (u for u in self._store.users.values() if u.username and u.username.canonical == username.canonical)
+        return self._load(next(found, None))
+
+    async def add(self, user: User) -> None:
+        self._check_unique(user)
+        self._store.users[user.id] = copy.deepcopy(user)
+        self._store.versions[user.id] = self._loaded[user.id] = 1
+
+    async def update(self, user: User) -> None:
+        if self._store.versions.get(user.id) != self._loaded.get(user.id):
+            raise ConcurrentUpdate()
+        self._check_unique(user)
+        self._store.users[user.id] = copy.deepcopy(user)
+        self._store.versions[user.id] = self._loaded[user.id] = self._loaded[user.id] + 1
+
+    async def erase(self, user_id: UserId) -> Mapping[str, int]:
+        doomed = {sid for sid, s in self._store.sessions.items() if s.user_id == user_id}
+        retired = [h for h, sid in self._store.retired.items() if sid in doomed]
+        for token_hash in retired:
+            del self._store.retired[token_hash]
+        for sid in doomed:
+            del self._store.sessions[sid]
+        removed = self._store.users.pop(user_id, None)
+        self._store.versions.pop(user_id, None)
+        return {"user": int(removed is not None), "sessions": len(doomed), "retired_refresh_tokens": len(retired)}
+
+    def _load(self, user: User | None) -> User | None:
+        if user is None:
+            return None
+        self._loaded[user.id] = self._store.versions[user.id]
+        return copy.deepcopy(user)
+
+    def _check_unique(self, user: User) -> None:
+        for other in self._store.users.values():
+            if other.id == user.id:
+                continue
+            if other.email.canonical == user.email.canonical:
+                raise EmailTaken()
+            if user.username and other.username and other.username.canonical == user.username.canonical:
+                raise UsernameTaken()
+
+
+class InMemorySessionRepository:
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+
+    async def add(self, session: Session) -> None:
+        if session.user_id not in self._store.users:
+            raise ConcurrentUpdate()  # the database's foreign key would refuse it
+        self._store.sessions[session.id] = copy.deepcopy(session)
+
+    async def get(self, session_id: SessionId) -> Session | None:
+        return copy.deepcopy(self._store.sessions.get(session_id))
+
+    async def list_for_user(self, user_id: UserId) -> Sequence[Session]:
+        own = [copy.deepcopy(s) for s in self._store.sessions.values() if s.user_id == user_id]
+        return sorted(own, key=lambda s: s.last_used_at, reverse=True)
+
+    async def get_by_refresh_token(self, token_hash: RefreshTokenHash) -> Session | None:
+        found = (s for s in self._store.sessions.values() if s.refresh_token_hash == token_hash)
+        return copy.deepcopy(next(found, None))
+
+    async def find_by_retired_token(self, token_hash: RefreshTokenHash) -> SessionId | None:
+        return self._store.retired.get(token_hash.value)
+
+    async def save_rotation(self, session: Session, retired: RefreshTokenHash) -> None:
+        stored = self._store.sessions.get(session.id)
+        if stored is None or stored.refresh_token_hash != retired:
+            raise ConcurrentUpdate()
+        self._store.sessions[session.id] = copy.deepcopy(session)
+        self._store.retired[retired.value] = session.id
+
+    async def delete(self, session_id: SessionId, *, user_id: UserId | None = None) -> bool:
+        session = self._store.sessions.get(session_id)
+        if session is None or (user_id is not None and session.user_id != user_id):
+            return False
+        self._drop(session_id)
+        return True
+
+    async def delete_for_user(self, user_id: UserId, *, keep: SessionId | None = None) -> int:
+        doomed = [sid for sid, s in self._store.sessions.items() if s.user_id == user_id and sid != keep]
+        for sid in doomed:
+            self._drop(sid)
+        return len(doomed)
+
+    def _drop(self, session_id: SessionId) -> None:
+        del self._store.sessions[session_id]
+        for token_hash in [h for h, sid in self._store.retired.items() if sid == session_id]:
+            del self._store.retired[token_hash]
+
+
+class InMemoryUnitOfWork(UnitOfWork):
+    """Works on a copy of the store; ``commit`` publishes the copy, anything else throws it away."""
+
+    users: InMemoryUserRepository
+    sessions: InMemorySessionRepository
+
+    def __init__(self, store: MemoryStore | None = None) -> None:
+        self.store = store or MemoryStore()
+        self.commits = 0
+        self._working: MemoryStore | None = None
+
+    async def __aenter__(self) -> Self:
+        self._working = copy.deepcopy(self.store)
+        self.users = InMemoryUserRepository(self._working)
+        self.sessions = InMemorySessionRepository(self._working)
+        return self
+
+    async def commit(self) -> None:
+        if self._working is None:
+            raise RuntimeError("commit() outside 'async with'")
+        self.store.users, self.store.versions = self._working.users, self._working.versions
+        self.store.sessions, self.store.retired = self._working.sessions, self._working.retired
+        self._working = copy.deepcopy(self.store)
+        self.users._store = self.sessions._store = self._working
+        self.commits += 1
+
+    async def rollback(self) -> None:
+        self._working = None
+
+
+class InMemoryPrincipalReader:
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+
+    async def get_active_user(self, user_id: UserId, session_id: SessionId, now: datetime) -> User | None:
+        session = self._store.sessions.get(session_id)
+        user = self._store.users.get(user_id)
+        if session is None or user is None or session.user_id != user_id:
+            return None
+        if session.is_expired(now) or not user.is_active:
+            return None
+        return copy.deepcopy(user)
+
+
+class FakePasswordHasher:
+    """A fast, deterministic stand-in for bcrypt. Hashes made with another ``scheme`` count as outdated."""
+
+    def __init__(self, scheme: str = "fake2") -> None:
+        self.scheme = scheme
+        self.verifications = 0
+
+    @property
+    def dummy_hash(self) -> PasswordHash:
+        return PasswordHash(f"{self.scheme}$dummy")
+
+    def hash_sync(self, password: str, scheme: str | None = None) -> PasswordHash:
+        digest = hashlib.sha256(password.encode()).hexdigest()
+        return PasswordHash(f"{scheme or self.scheme}${digest}")
+
+    async def hash(self, password: PlainPassword) -> PasswordHash:
+        return self.hash_sync(password.value)
+
+    async def verify_and_update(
+        self, password: PlainPassword, password_hash: PasswordHash
+    ) -> tuple[bool, PasswordHash | None]:
+        self.verifications += 1
+        scheme, _, _ = password_hash.value.partition("$")
+        if self.hash_sync(password.value, scheme) != password_hash:
+            return False, None
+        return True, None if scheme == self.scheme else self.hash_sync(password.value)
+
+
+class FakeAccessTokenService:
+    """Readable tokens (``fake.<user>.<session>.<expiry>``); expiry checked against the given clock."""
+
+    def __init__(self, clock: FrozenClock, ttl: timedelta = timedelta(minutes=15)) -> None:
+        self._clock, self._ttl = clock, ttl
+        self.issued = 0
+
+    def issue(self, user_id: UserId, session_id: SessionId) -> IssuedToken:
+        self.issued += 1
+        expiry = int((self._clock.now() + self._ttl).timestamp())
+        return IssuedToken(
+            token=f"fake.{user_id}.{session_id}.{expiry}.{self.issued}", expires_in=int(self._ttl.total_seconds())
+        )
+
+    def verify(self, token: str) -> AccessClaims:
+        try:
+            prefix, user_id, session_id, expiry, jti = token.split(".")
+            expires_at = datetime.fromtimestamp(int(expiry), self._clock.now().tzinfo)
+            claims = AccessClaims(UserId(UUID(user_id)), SessionId(UUID(session_id)), jti, expires_at)
+        except ValueError:
+            raise InvalidAccessToken() from None
+        if prefix != "fake" or self._clock.now() >= expires_at:
+            raise InvalidAccessToken()
+        return claims
+
+
+class FrozenClock:
+    def __init__(self, now: datetime) -> None:
+        if now.tzinfo is None:
+            raise ValueError("FrozenClock needs an aware datetime")
+        self._now = now
+
+    def now(self) -> datetime:
+        return self._now
+
+    def advance(self, delta: timedelta) -> None:
+        self._now += delta
+
+
+class SequentialIdGenerator:
+    """Predictable ids: 00000000-0000-0000-0000-000000000001, …2, …"""
+
+    def __init__(self) -> None:
+        self._next = 0
+
+    def _new(self) -> UUID:
+        self._next += 1
+        return UUID(int=self._next)
+
+    def new_user_id(self) -> UserId:
+        return UserId(self._new())
+
+    def new_session_id(self) -> SessionId:
+        return SessionId(self._new())

@@ -1,0 +1,1 @@
+"""PostgreSQL (asyncpg) and SQLite (aiosqlite) persistence with SQLAlchemy 2 Core: explicit row <-> domain mapping."""

@@ -1,0 +1,236 @@
+"""Repositories over one ``AsyncConnection`` owned by the unit of work. Explicit mapping, no ORM identity map."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeVar
+
+from sqlalchemy import Row, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from usermgmt.adapters.sqlalchemy.tables import retired_refresh_tokens, sessions, users
+from usermgmt.application.errors import ConcurrentUpdate, EmailTaken, UsernameTaken
+from usermgmt.domain.errors import DomainError
+from usermgmt.domain.model import Session, User
+from usermgmt.domain.value_objects import (
+    Email,
+    FullName,
+    PasswordHash,
+    RefreshTokenHash,
+    SessionId,
+    UserId,
+    Username,
+)
+
+T = TypeVar("T")
+
+# A violated unique constraint (PostgreSQL names it, SQLite names the column) -> the error the core knows.
+_UNIQUE_VIOLATIONS: Mapping[str, type[DomainError]] = {
+    "email_canonical": EmailTaken,
+    "username_canonical": UsernameTaken,
+}
+
+
+def translate_integrity_error(error: IntegrityError) -> DomainError | None:
+    message = str(error.orig)
+    for marker, domain_error in _UNIQUE_VIOLATIONS.items():
+        if marker in message:
+            return domain_error()
+    return None
+
+
+def user_from_row(row: Row[Any]) -> User:
+    return User(
+        id=UserId(row.id),
+        email=_trusted(Email, row.email),
+        username=_trusted(Username, row.username) if row.username is not None else None,
+        full_name=_trusted(FullName, row.full_name) if row.full_name is not None else None,
+        password_hash=PasswordHash(row.password_hash),
+        email_verified=row.email_verified,
+        is_active=row.is_active,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        password_changed_at=row.password_changed_at,
+    )
+
+
+def _trusted(cls: type[T], value: str) -> T:
+    """Rebuild a value object from a stored value without validating it again (it was validated on the way in)."""
+    obj = object.__new__(cls)
+    object.__setattr__(obj, "value", value)
+    return obj
+
+
+def _user_values(user: User) -> dict[str, Any]:
+    return {
+        "email": user.email.value,
+        "email_canonical": user.email.canonical,
+        "username": user.username.value if user.username else None,
+        "username_canonical": user.username.canonical if user.username else None,
+        "full_name": user.full_name.value if user.full_name else None,
+        "password_hash": user.password_hash.value,
+        "email_verified": user.email_verified,
+        "is_active": user.is_active,
+        "created_at": user.created_at,
+        "updated_at": user.updated_at,
+        "password_changed_at": user.password_changed_at,
+    }
+
+
+class SqlAlchemyUserRepository:
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._connection = connection
+        self._versions: dict[UserId, int] = {}  # optimistic locking: the version each loaded user had
+
+    async def get(self, user_id: UserId) -> User | None:
+        return await self._one(select(users).where(users.c.id == user_id))
+
+    async def get_by_email(self, email: Email) -> User | None:
+        return await self._one(select(users).where(users.c.email_canonical == email.canonical))
+
+    async def get_by_username(self, username: Username) -> User | None:
+        return await self._one(select(users).where(users.c.username_canonical == username.canonical))
+
+    async def add(self, user: User) -> None:
+        await self._write(insert(users).values(id=user.id, version=1, **_user_values(user)))
+        self._versions[user.id] = 1
+
+    async def update(self, user: User) -> None:
+        version = self._versions[user.id]
+        result = await self._write(
+            update(users)
+            .where(users.c.id == user.id, users.c.version == version)
+            .values(version=version + 1, **_user_values(user))
+        )
+        if result.rowcount != 1:
+            raise ConcurrentUpdate()
+        self._versions[user.id] = version + 1
+
+    async def erase(self, user_id: UserId) -> Mapping[str, int]:
+        own_sessions = select(sessions.c.id).where(sessions.c.user_id == user_id).scalar_subquery()
+        tokens = await self._connection.execute(
+            delete(retired_refresh_tokens).where(retired_refresh_tokens.c.session_id.in_(own_sessions))
+        )
+        deleted_sessions = await self._connection.execute(delete(sessions).where(sessions.c.user_id == user_id))
+        deleted_users = await self._connection.execute(delete(users).where(users.c.id == user_id))
+        self._versions.pop(user_id, None)
+        return {
+            "user": deleted_users.rowcount,
+            "sessions": deleted_sessions.rowcount,
+            "retired_refresh_tokens": tokens.rowcount,
+        }
+
+    async def _one(self, statement: Any) -> User | None:
+        row = (await self._connection.execute(statement)).first()
+        if row is None:
+            return None
+        self._versions[UserId(row.id)] = row.version
+        return user_from_row(row)
+
+    async def _write(self, statement: Any) -> Any:
+        try:
+            return await self._connection.execute(statement)
+        except IntegrityError as exc:
+            translated = translate_integrity_error(exc)
+            if translated is None:
+                raise
+            raise translated from exc
+
+
+def session_from_row(row: Row[Any]) -> Session:
+    return Session(
+        id=SessionId(row.id),
+        user_id=UserId(row.user_id),
+        refresh_token_hash=RefreshTokenHash(row.refresh_token_hash),
+        created_at=row.created_at,
+        last_used_at=row.last_used_at,
+        expires_at=row.expires_at,
+        user_agent=row.user_agent,
+        ip=row.ip,
+    )
+
+
+class SqlAlchemySessionRepository:
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._connection = connection
+
+    async def add(self, session: Session) -> None:
+        await self._connection.execute(
+            insert(sessions).values(
+                id=session.id,
+                user_id=session.user_id,
+                refresh_token_hash=session.refresh_token_hash.value,
+                created_at=session.created_at,
+                last_used_at=session.last_used_at,
+                expires_at=session.expires_at,
+                user_agent=session.user_agent,
+                ip=session.ip,
+            )
+        )
+
+    async def get(self, session_id: SessionId) -> Session | None:
+        row = (await self._connection.execute(select(sessions).where(sessions.c.id == session_id))).first()
+        return session_from_row(row) if row else None
+
+    async def list_for_user(self, user_id: UserId) -> Sequence[Session]:
+        rows = await self._connection.execute(
+            select(sessions).where(sessions.c.user_id == user_id).order_by(sessions.c.last_used_at.desc())
+        )
+        return [session_from_row(row) for row in rows]
+
+    async def get_by_refresh_token(self, token_hash: RefreshTokenHash) -> Session | None:
+        statement = select(sessions).where(sessions.c.refresh_token_hash == token_hash.value)
+        row = (await self._connection.execute(statement)).first()
+        return session_from_row(row) if row else None
+
+    async def find_by_retired_token(self, token_hash: RefreshTokenHash) -> SessionId | None:
+        statement = select(retired_refresh_tokens.c.session_id).where(
+            retired_refresh_tokens.c.token_hash == token_hash.value
+        )
+        session_id = (await self._connection.execute(statement)).scalar_one_or_none()
+        return SessionId(session_id) if session_id is not None else None
+
+    async def save_rotation(self, session: Session, retired: RefreshTokenHash) -> None:
+        # Compare-and-set on the old hash: of two concurrent rotations, the second matches no row.
+        result = await self._connection.execute(
+            update(sessions)
+            .where(sessions.c.id == session.id, sessions.c.refresh_token_hash == retired.value)
+            .values(
+                refresh_token_hash=session.refresh_token_hash.value,
+                last_used_at=session.last_used_at,
+                expires_at=session.expires_at,
+                user_agent=session.user_agent,
+                ip=session.ip,
+            )
+        )
+        if result.rowcount != 1:
+            raise ConcurrentUpdate()
+        await self._connection.execute(
+            insert(retired_refresh_tokens).values(
+                token_hash=retired.value, session_id=session.id, retired_at=session.last_used_at
+            )
+        )
+
+    async def delete(self, session_id: SessionId, *, user_id: UserId | None = None) -> bool:
+        condition = sessions.c.id == session_id
+        if user_id is not None:
+            condition = condition & (sessions.c.user_id == user_id)
+        await self._delete_retired(condition)
+        result = await self._connection.execute(delete(sessions).where(condition))
+        return bool(result.rowcount)
+
+    async def delete_for_user(self, user_id: UserId, *, keep: SessionId | None = None) -> int:
+        condition = sessions.c.user_id == user_id
+        if keep is not None:
+            condition = condition & (sessions.c.id != keep)
+        await self._delete_retired(condition)
+        result = await self._connection.execute(delete(sessions).where(condition))
+        return int(result.rowcount)
+
+    async def _delete_retired(self, session_condition: Any) -> None:
+        """Retired tokens go with their session (explicitly: SQLite enforces ON DELETE CASCADE only if told)."""
+        doomed = select(sessions.c.id).where(session_condition).scalar_subquery()
+        await self._connection.execute(
+            delete(retired_refresh_tokens).where(retired_refresh_tokens.c.session_id.in_(doomed))
+        )

@@ -1,0 +1,85 @@
+"""The only place that opens, commits and rolls back transactions."""
+
+from __future__ import annotations
+
+import logging
+from types import TracebackType
+from typing import Self
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from usermgmt.adapters.sqlalchemy.engine import is_unavailable
+from usermgmt.adapters.sqlalchemy.repositories import (
+    SqlAlchemySessionRepository,
+    SqlAlchemyUserRepository,
+    translate_integrity_error,
+)
+from usermgmt.application.errors import ServiceUnavailable
+from usermgmt.application.ports import UnitOfWork
+
+logger = logging.getLogger(__name__)
+
+
+class SqlAlchemyUnitOfWork(UnitOfWork):
+    """One connection and one transaction per ``async with``; the instance can be entered again afterwards.
+
+    Connection-level failures (refused, reset, timed out, pool exhausted) leave as ``ServiceUnavailable``.
+    """
+
+    users: SqlAlchemyUserRepository
+    sessions: SqlAlchemySessionRepository
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._connection: AsyncConnection | None = None
+
+    async def __aenter__(self) -> Self:
+        try:
+            self._connection = await self._engine.connect()
+            await self._connection.begin()
+        except Exception as exc:
+            await self._close()
+            if is_unavailable(exc):
+                raise ServiceUnavailable() from exc
+            raise
+        self.users = SqlAlchemyUserRepository(self._connection)
+        self.sessions = SqlAlchemySessionRepository(self._connection)
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            await self.rollback()
+        except Exception:
+            if exc is None:
+                raise
+            logger.debug("rollback after a failure failed too", exc_info=True)
+        finally:
+            await self._close()
+        if exc is not None and is_unavailable(exc):
+            raise ServiceUnavailable() from exc
+
+    async def commit(self) -> None:
+        if self._connection is None:
+            raise RuntimeError("commit() outside 'async with'")
+        try:
+            await self._connection.commit()
+        except IntegrityError as exc:
+            translated = translate_integrity_error(exc)
+            if translated is None:
+                raise
+            raise translated from exc
+
+    async def rollback(self) -> None:
+        if self._connection is not None and self._connection.in_transaction():
+            await self._connection.rollback()
+
+    async def _close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            try:
+                await connection.close()
+            except Exception:
+                logger.debug("closing a broken connection failed", exc_info=True)

@@ -1,0 +1,82 @@
+"""Use-case inputs: plain, frozen data. Secrets are hidden from repr."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from usermgmt.domain.value_objects import SessionId, UserId
+
+
+@dataclass(frozen=True, slots=True)
+class ClientInfo:
+    user_agent: str | None = None
+    ip: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RegisterUser:
+    email: str
+    password: str = field(repr=False)
+    username: str | None = None
+    full_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Login:
+    login: str
+    password: str = field(repr=False)
+    client: ClientInfo = ClientInfo()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RefreshSession:
+    refresh_token: str = field(repr=False)
+    client: ClientInfo = ClientInfo()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Logout:
+    user_id: UserId
+    session_id: SessionId
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Authenticate:
+    access_token: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpdateProfile:
+    """Fields left ``None`` stay as they are; names in ``clear`` (username, full_name) are removed."""
+
+    user_id: UserId
+    email: str | None = None
+    username: str | None = None
+    full_name: str | None = None
+    clear: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChangePassword:
+    user_id: UserId
+    session_id: SessionId
+    current_password: str = field(repr=False)
+    new_password: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeleteAccount:
+    user_id: UserId
+    password: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ListSessions:
+    user_id: UserId
+    current_session_id: SessionId
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RevokeSession:
+    user_id: UserId
+    session_id: SessionId

@@ -1,0 +1,50 @@
+"""Expected failures raised by use cases and by adapters on their behalf (all ``DomainError``s with a stable code)."""
+
+from __future__ import annotations
+
+from usermgmt.domain.errors import DomainError
+
+
+class EmailTaken(DomainError):
+    code = "email_taken"
+    default_detail = "An account with this email address already exists."
+
+
+class UsernameTaken(DomainError):
+    code = "username_taken"
+    default_detail = "This username is already taken."
+
+
+class InvalidCredentials(DomainError):
+    code = "invalid_credentials"
+    default_detail = "The login or password is incorrect."
+
+
+class InvalidRefreshToken(DomainError):
+    code = "invalid_refresh_token"
+    default_detail = "The refresh token is invalid, expired or already used."
+
+
+class InvalidAccessToken(DomainError):
+    code = "invalid_token"
+    default_detail = "The access token is missing, invalid, expired or revoked."
+
+
+class InvalidPassword(DomainError):
+    code = "invalid_password"
+    default_detail = "The password is incorrect."
+
+
+class SessionNotFound(DomainError):
+    code = "session_not_found"
+    default_detail = "No such session."
+
+
+class ConcurrentUpdate(DomainError):
+    code = "concurrent_update"
+    default_detail = "The account was changed by another request at the same time; try again."
+
+
+class ServiceUnavailable(DomainError):
+    code = "service_unavailable"
+    default_detail = "A backing service is unavailable; try again shortly."

@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+from usermgmt.application import commands
+from usermgmt.application.errors import EmailTaken, UsernameTaken
+from usermgmt.application.ports import Clock, IdGenerator, PasswordHasher, UnitOfWork
+from usermgmt.domain.model import User
+from usermgmt.domain.password_policy import PasswordPolicy
+from usermgmt.domain.value_objects import Email, FullName, PlainPassword, Username
+
+
+class RegisterUserHandler:
+    """Create an active, unverified account; the email (and username) stay unique even under concurrent sign-ups."""
+
+    def __init__(
+        self, uow: UnitOfWork, hasher: PasswordHasher, policy: PasswordPolicy, clock: Clock, ids: IdGenerator
+    ) -> None:
+        self._uow, self._hasher, self._policy, self._clock, self._ids = uow, hasher, policy, clock, ids
+
+    async def __call__(self, cmd: commands.RegisterUser) -> User:
+        email = Email(cmd.email)
+        username = Username(cmd.username) if cmd.username is not None else None
+        full_name = FullName(cmd.full_name) if cmd.full_name is not None else None
+        password = PlainPassword(cmd.password)
+        self._policy.check(password, email=email, username=username)
+
+        async with self._uow:  # a cheap early answer; the unique constraints are what guarantee it
+            if await self._uow.users.get_by_email(email) is not None:
+                raise EmailTaken()
+            if username is not None and await self._uow.users.get_by_username(username) is not None:
+                raise UsernameTaken()
+
+        password_hash = await self._hasher.hash(password)
+        user = User.register(
+            id=self._ids.new_user_id(),
+            email=email,
+            username=username,
+            full_name=full_name,
+            password_hash=password_hash,
+            now=self._clock.now(),
+        )
+        async with self._uow:
+            await self._uow.users.add(user)
+            await self._uow.commit()
+        return user

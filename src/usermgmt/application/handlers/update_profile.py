@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from usermgmt.application import commands
+from usermgmt.application.handlers._shared import load_user
+from usermgmt.application.ports import Clock, UnitOfWork
+from usermgmt.domain.model import User
+from usermgmt.domain.value_objects import Email, FullName, Username
+
+
+class UpdateProfileHandler:
+    """Change email, username or full name; uniqueness holds as at registration."""
+
+    def __init__(self, uow: UnitOfWork, clock: Clock) -> None:
+        self._uow, self._clock = uow, clock
+
+    async def __call__(self, cmd: commands.UpdateProfile) -> User:
+        """Raises: EmailTaken, UsernameTaken, InvalidEmail, InvalidUsername, InvalidFullName, ConcurrentUpdate."""
+        email = Email(cmd.email) if cmd.email is not None else None
+        username = Username(cmd.username) if cmd.username is not None else None
+        full_name = FullName(cmd.full_name) if cmd.full_name is not None else None
+        async with self._uow:
+            user = await load_user(self._uow, cmd.user_id)
+            changed = user.update_profile(
+                now=self._clock.now(),
+                email=email,
+                username=username,
+                full_name=full_name,
+                clear_username="username" in cmd.clear,
+                clear_full_name="full_name" in cmd.clear,
+            )
+            if changed:
+                await self._uow.users.update(user)
+                await self._uow.commit()
+        return user

@@ -1,0 +1,129 @@
+"""The boundary of the core: what the use cases need from the outside world, and nothing about how it is done."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import Protocol, Self
+
+from usermgmt.domain.model import Session, User
+from usermgmt.domain.value_objects import (
+    Email,
+    PasswordHash,
+    PlainPassword,
+    RefreshTokenHash,
+    SessionId,
+    UserId,
+    Username,
+)
+
+
+class UserRepository(Protocol):
+    async def get(self, user_id: UserId) -> User | None: ...
+    async def get_by_email(self, email: Email) -> User | None: ...
+    async def get_by_username(self, username: Username) -> User | None: ...
+
+    async def add(self, user: User) -> None:
+        """Raises: EmailTaken, UsernameTaken."""
+
+    async def update(self, user: User) -> None:
+        """Write back a user loaded through this repository. Raises: EmailTaken, UsernameTaken, ConcurrentUpdate."""
+
+    async def erase(self, user_id: UserId) -> Mapping[str, int]:
+        """Delete the user and every row that names them; return how many rows of each kind went."""
+
+
+class SessionRepository(Protocol):
+    async def add(self, session: Session) -> None: ...
+    async def get(self, session_id: SessionId) -> Session | None: ...
+    async def list_for_user(self, user_id: UserId) -> Sequence[Session]: ...
+    async def get_by_refresh_token(self, token_hash: RefreshTokenHash) -> Session | None: ...
+
+    async def find_by_retired_token(self, token_hash: RefreshTokenHash) -> SessionId | None:
+        """The session that once held this (since rotated) refresh token, if it still exists."""
+
+    async def save_rotation(self, session: Session, retired: RefreshTokenHash) -> None:
+        """Persist a rotation, only if the session still holds ``retired``. Raises: ConcurrentUpdate."""
+
+    async def delete(self, session_id: SessionId, *, user_id: UserId | None = None) -> bool: ...
+    async def delete_for_user(self, user_id: UserId, *, keep: SessionId | None = None) -> int: ...
+
+
+class UnitOfWork(abc.ABC):
+    """One transaction. Leaving the ``async with`` block without ``commit()`` rolls everything back."""
+
+    users: UserRepository
+    sessions: SessionRepository
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.rollback()
+
+    @abc.abstractmethod
+    async def commit(self) -> None: ...
+
+    @abc.abstractmethod
+    async def rollback(self) -> None: ...
+
+
+class PrincipalReader(Protocol):
+    async def get_active_user(self, user_id: UserId, session_id: SessionId, now: datetime) -> User | None:
+        """The user, if active and the session exists, belongs to them and has not expired. One read, no lock."""
+
+
+class PasswordHasher(Protocol):
+    @property
+    def dummy_hash(self) -> PasswordHash:
+        """A hash of no one's password, verified for unknown users so timing reveals nothing."""
+
+    async def hash(self, password: PlainPassword) -> PasswordHash: ...
+
+    async def verify_and_update(
+        self, password: PlainPassword, password_hash: PasswordHash
+    ) -> tuple[bool, PasswordHash | None]:
+        """(matches, a new hash when the stored one uses outdated parameters). Runs off the event loop."""
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    token: str
+    expires_in: int
+
+
+@dataclass(frozen=True, slots=True)
+class AccessClaims:
+    user_id: UserId
+    session_id: SessionId
+    token_id: str
+    expires_at: datetime
+
+
+class AccessTokenService(Protocol):
+    def issue(self, user_id: UserId, session_id: SessionId) -> IssuedToken: ...
+
+    def verify(self, token: str) -> AccessClaims:
+        """Raises: InvalidAccessToken."""
+
+
+class RefreshTokenFactory(Protocol):
+    def generate(self) -> str:
+        """A new opaque refresh token with at least 256 bits of randomness."""
+
+    def digest(self, token: str) -> RefreshTokenHash: ...
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """Timezone-aware UTC."""
+
+
+class IdGenerator(Protocol):
+    def new_user_id(self) -> UserId: ...
+    def new_session_id(self) -> SessionId: ...

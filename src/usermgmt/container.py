@@ -1,0 +1,97 @@
+"""The composition root: which adapter plays which port. Constructs objects; does no I/O itself."""
+
+from __future__ import annotations
+
+from dependency_injector import containers, providers
+
+from usermgmt.adapters.hashing import PasslibPasswordHasher
+from usermgmt.adapters.keys import KeyRing, load_keyring
+from usermgmt.adapters.refresh_tokens import SecretsRefreshTokenFactory
+from usermgmt.adapters.sqlalchemy.engine import build_engine
+from usermgmt.adapters.sqlalchemy.health import SqlAlchemyHealthCheck
+from usermgmt.adapters.sqlalchemy.principals import SqlAlchemyPrincipalReader
+from usermgmt.adapters.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork
+from usermgmt.adapters.system import SystemClock, UuidV7Generator
+from usermgmt.adapters.tokens import JoseAccessTokenService
+from usermgmt.application.handlers.authenticate import AuthenticateHandler
+from usermgmt.application.handlers.change_password import ChangePasswordHandler
+from usermgmt.application.handlers.delete_account import DeleteAccountHandler
+from usermgmt.application.handlers.login import LoginHandler
+from usermgmt.application.handlers.logout import LogoutHandler
+from usermgmt.application.handlers.refresh_session import RefreshSessionHandler
+from usermgmt.application.handlers.register_user import RegisterUserHandler
+from usermgmt.application.handlers.sessions import ListSessionsHandler, RevokeSessionHandler
+from usermgmt.application.handlers.update_profile import UpdateProfileHandler
+from usermgmt.config import Settings
+from usermgmt.domain.password_policy import PasswordPolicy
+
+
+def keyring_from(settings: Settings) -> KeyRing:
+    inline = settings.signing_key.get_secret_value() if settings.signing_key else None
+    return load_keyring(
+        settings.resolved_signing_keys_dir, inline_pem=inline, autogenerate=settings.signing_key_autogenerate
+    )
+
+
+class Container(containers.DeclarativeContainer):
+    settings = providers.Dependency(instance_of=Settings)
+
+    # Infrastructure
+    engine = providers.Singleton(build_engine, settings)
+    keyring = providers.Singleton(keyring_from, settings)
+    clock = providers.Singleton(SystemClock)
+    ids = providers.Singleton(UuidV7Generator)
+    hasher = providers.Singleton(
+        PasslibPasswordHasher, rounds=settings.provided.bcrypt_rounds, workers=settings.provided.hash_workers
+    )
+    access_tokens = providers.Singleton(
+        JoseAccessTokenService,
+        keyring=keyring,
+        issuer=settings.provided.jwt_issuer,
+        audience=settings.provided.jwt_audience,
+        ttl=settings.provided.access_token_ttl,
+        clock=clock,
+    )
+    refresh_tokens = providers.Singleton(SecretsRefreshTokenFactory)
+    password_policy = providers.Singleton(PasswordPolicy, min_length=settings.provided.password_min_length)
+    uow = providers.Factory(SqlAlchemyUnitOfWork, engine=engine)
+    principals = providers.Singleton(SqlAlchemyPrincipalReader, engine=engine)
+    health = providers.Singleton(SqlAlchemyHealthCheck, engine=engine)
+
+    # Use cases
+    register_user = providers.Factory(
+        RegisterUserHandler, uow=uow, hasher=hasher, policy=password_policy, clock=clock, ids=ids
+    )
+    login = providers.Factory(
+        LoginHandler,
+        uow=uow,
+        hasher=hasher,
+        access_tokens=access_tokens,
+        refresh_tokens=refresh_tokens,
+        clock=clock,
+        ids=ids,
+        session_lifetime=settings.provided.refresh_token_ttl,
+    )
+    refresh_session = providers.Factory(
+        RefreshSessionHandler,
+        uow=uow,
+        access_tokens=access_tokens,
+        refresh_tokens=refresh_tokens,
+        clock=clock,
+        session_lifetime=settings.provided.refresh_token_ttl,
+    )
+    logout = providers.Factory(LogoutHandler, uow=uow)
+    authenticate = providers.Singleton(
+        AuthenticateHandler, access_tokens=access_tokens, principals=principals, clock=clock
+    )
+    update_profile = providers.Factory(UpdateProfileHandler, uow=uow, clock=clock)
+    change_password = providers.Factory(
+        ChangePasswordHandler, uow=uow, hasher=hasher, policy=password_policy, clock=clock
+    )
+    delete_account = providers.Factory(DeleteAccountHandler, uow=uow, hasher=hasher, clock=clock)
+    list_sessions = providers.Factory(ListSessionsHandler, uow=uow, clock=clock)
+    revoke_session = providers.Factory(RevokeSessionHandler, uow=uow)
+
+
+def build_container(settings: Settings | None = None) -> Container:
+    return Container(settings=settings or Settings())

@@ -1,0 +1,44 @@
+"""Expected failures of the core. Each carries a stable machine-readable ``code``; HTTP status lives elsewhere."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base of every expected failure. ``code`` is stable; ``detail`` is safe to show to the client."""
+
+    code: str = "domain_error"
+    default_detail: str = "The request could not be processed."
+
+    def __init__(self, detail: str | None = None) -> None:
+        self.detail = detail or self.default_detail
+        super().__init__(self.detail)
+
+
+class InvalidEmail(DomainError):
+    code = "invalid_email"
+    default_detail = "The email address is not valid."
+
+
+class InvalidUsername(DomainError):
+    code = "invalid_username"
+    default_detail = "A username is 3 to 32 characters of letters, digits, '.', '_' or '-'."
+
+
+class InvalidFullName(DomainError):
+    code = "invalid_full_name"
+    default_detail = "The full name is not valid."
+
+
+class WeakPassword(DomainError):
+    code = "weak_password"
+    default_detail = "The password does not meet the password policy."
+
+
+class UserInactive(DomainError):
+    code = "account_disabled"
+    default_detail = "This account is disabled."
+
+
+class SessionExpired(DomainError):
+    code = "session_expired"
+    default_detail = "The session has expired."

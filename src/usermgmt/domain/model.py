@@ -1,0 +1,186 @@
+"""The aggregates: ``User`` (an account) and ``Session`` (one signed-in device). No I/O, no clock: time is passed in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Self
+
+from usermgmt.domain.errors import SessionExpired, UserInactive
+from usermgmt.domain.value_objects import (
+    Email,
+    FullName,
+    PasswordHash,
+    RefreshTokenHash,
+    SessionId,
+    UserId,
+    Username,
+)
+
+
+@dataclass(eq=False, kw_only=True)
+class User:
+    """An account. Identity is ``id``; every change goes through a method that keeps the invariants."""
+
+    id: UserId
+    email: Email
+    username: Username | None
+    full_name: FullName | None
+    password_hash: PasswordHash
+    email_verified: bool
+    is_active: bool
+    created_at: datetime
+    updated_at: datetime
+    password_changed_at: datetime
+
+    @classmethod
+    def register(
+        cls,
+        *,
+        id: UserId,
+        email: Email,
+        password_hash: PasswordHash,
+        now: datetime,
+        username: Username | None = None,
+        full_name: FullName | None = None,
+    ) -> Self:
+        return cls(
+            id=id,
+            email=email,
+            username=username,
+            full_name=full_name,
+            password_hash=password_hash,
+            email_verified=False,
+            is_active=True,
+            created_at=now,
+            updated_at=now,
+            password_changed_at=now,
+        )
+
+    def ensure_active(self) -> None:
+        if not self.is_active:
+            raise UserInactive()
+
+    def update_profile(
+        self,
+        *,
+        now: datetime,
+        email: Email | None = None,
+        username: Username | None = None,
+        full_name: FullName | None = None,
+        clear_username: bool = False,
+        clear_full_name: bool = False,
+    ) -> list[str]:
+        """Apply the given changes; return the names of the fields that really changed.
+
+        A new email address is unverified until proven otherwise.
+        """
+        self.ensure_active()
+        changed: list[str] = []
+        if email is not None and email != self.email:
+            if email.canonical != self.email.canonical:
+                self.email_verified = False
+            self.email = email
+            changed.append("email")
+        if clear_username and self.username is not None:
+            self.username = None
+            changed.append("username")
+        elif username is not None and username != self.username:
+            self.username = username
+            changed.append("username")
+        if clear_full_name and self.full_name is not None:
+            self.full_name = None
+            changed.append("full_name")
+        elif full_name is not None and full_name != self.full_name:
+            self.full_name = full_name
+            changed.append("full_name")
+        if changed:
+            self.updated_at = now
+        return changed
+
+    def change_password(self, new_hash: PasswordHash, *, now: datetime) -> None:
+        self.ensure_active()
+        self.password_hash = new_hash
+        self.password_changed_at = now
+        self.updated_at = now
+
+    def rehash_password(self, new_hash: PasswordHash) -> None:
+        """Store the same password under newer hashing parameters; not a password change."""
+        self.password_hash = new_hash
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, User) and other.id == self.id
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+
+@dataclass(eq=False, kw_only=True)
+class Session:
+    """One signed-in device: it holds the current refresh token (as a hash) and dies with logout or expiry."""
+
+    id: SessionId
+    user_id: UserId
+    refresh_token_hash: RefreshTokenHash
+    created_at: datetime
+    last_used_at: datetime
+    expires_at: datetime
+    user_agent: str | None
+    ip: str | None
+
+    @classmethod
+    def start(
+        cls,
+        *,
+        id: SessionId,
+        user_id: UserId,
+        refresh_token_hash: RefreshTokenHash,
+        now: datetime,
+        lifetime: timedelta,
+        user_agent: str | None,
+        ip: str | None,
+    ) -> Self:
+        return cls(
+            id=id,
+            user_id=user_id,
+            refresh_token_hash=refresh_token_hash,
+            created_at=now,
+            last_used_at=now,
+            expires_at=now + lifetime,
+            user_agent=user_agent,
+            ip=ip,
+        )
+
+    def is_expired(self, now: datetime) -> bool:
+        return now >= self.expires_at
+
+    def rotate(
+        self,
+        new_hash: RefreshTokenHash,
+        *,
+        now: datetime,
+        lifetime: timedelta,
+        user_agent: str | None,
+        ip: str | None,
+    ) -> RefreshTokenHash:
+        """Replace the refresh token; return the retired hash so reuse of it can be recognised later.
+
+        The session slides: each rotation extends it by ``lifetime`` from now.
+        """
+        if self.is_expired(now):
+            raise SessionExpired()
+        retired = self.refresh_token_hash
+        self.refresh_token_hash = new_hash
+        self.last_used_at = now
+        self.expires_at = now + lifetime
+        if user_agent is not None:
+            self.user_agent = user_agent
+        if ip is not None:
+            self.ip = ip
+        return retired
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Session) and other.id == self.id
+
+    def __hash__(self) -> int:
+        return hash(self.id)

@@ -1,0 +1,51 @@
+"""The application factory: ``uvicorn --factory usermgmt.entrypoints.http.app:create_app``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+import usermgmt
+from usermgmt.container import Container, build_container
+from usermgmt.entrypoints.http.dependencies import LOGIN_PATH
+from usermgmt.entrypoints.http.errors import install_error_handlers
+from usermgmt.entrypoints.http.middleware import RequestGuardMiddleware
+from usermgmt.entrypoints.http.routers import auth, meta, users
+
+
+def create_app(container: Container | None = None) -> FastAPI:
+    container = container or build_container()
+    settings = container.settings()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        container.access_tokens()  # load (or generate) the signing keys now: a bad key stops the start
+        container.hasher()
+        yield
+        await container.engine().dispose()
+        container.hasher().close()
+
+    app = FastAPI(
+        title="usermgmt",
+        version=usermgmt.__version__,
+        summary="Registration, login, rotating refresh tokens, sessions and JWKS for your apps.",
+        lifespan=lifespan,
+    )
+    app.state.container = container
+    install_error_handlers(app)
+    app.include_router(auth.router)
+    app.include_router(users.router)
+    app.include_router(meta.router)
+    app.add_middleware(RequestGuardMiddleware, max_body_bytes=settings.max_body_bytes, form_paths=[LOGIN_PATH])
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials=True,
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    return app

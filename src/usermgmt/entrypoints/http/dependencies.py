@@ -1,0 +1,71 @@
+"""FastAPI dependencies: handlers from the container, the authenticated caller, client details."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.security import OAuth2PasswordBearer
+
+from usermgmt.application import commands
+from usermgmt.application.errors import InvalidAccessToken
+from usermgmt.application.handlers.authenticate import AuthenticateHandler
+from usermgmt.application.handlers.change_password import ChangePasswordHandler
+from usermgmt.application.handlers.delete_account import DeleteAccountHandler
+from usermgmt.application.handlers.login import LoginHandler
+from usermgmt.application.handlers.logout import LogoutHandler
+from usermgmt.application.handlers.refresh_session import RefreshSessionHandler
+from usermgmt.application.handlers.register_user import RegisterUserHandler
+from usermgmt.application.handlers.sessions import ListSessionsHandler, RevokeSessionHandler
+from usermgmt.application.handlers.update_profile import UpdateProfileHandler
+from usermgmt.application.results import Principal
+
+LOGIN_PATH = "/api/v1/auth/login"
+USER_AGENT_MAX = 512
+
+
+def provided(name: str) -> Any:
+    """``Depends`` on the container provider ``name`` of the app serving the request (no global wiring)."""
+
+    def dependency(request: Request) -> Any:
+        return getattr(request.app.state.container, name)()
+
+    dependency.__name__ = f"provide_{name}"
+    return Depends(dependency)
+
+
+RegisterUser = Annotated[RegisterUserHandler, provided("register_user")]
+Login = Annotated[LoginHandler, provided("login")]
+RefreshSession = Annotated[RefreshSessionHandler, provided("refresh_session")]
+Logout = Annotated[LogoutHandler, provided("logout")]
+UpdateProfile = Annotated[UpdateProfileHandler, provided("update_profile")]
+ChangePassword = Annotated[ChangePasswordHandler, provided("change_password")]
+DeleteAccount = Annotated[DeleteAccountHandler, provided("delete_account")]
+ListSessions = Annotated[ListSessionsHandler, provided("list_sessions")]
+RevokeSession = Annotated[RevokeSessionHandler, provided("revoke_session")]
+
+bearer = OAuth2PasswordBearer(tokenUrl=LOGIN_PATH, auto_error=False)
+
+
+async def current_principal(
+    request: Request,
+    token: Annotated[str | None, Depends(bearer)],
+    authenticate: Annotated[AuthenticateHandler, provided("authenticate")],
+) -> Principal:
+    if not token:
+        raise InvalidAccessToken("Authentication required: send 'Authorization: Bearer <access token>'.")
+    return await authenticate(commands.Authenticate(access_token=token))
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+def client_info(request: Request) -> commands.ClientInfo:
+    user_agent = request.headers.get("user-agent")
+    return commands.ClientInfo(
+        user_agent=user_agent[:USER_AGENT_MAX].replace("\x00", "") if user_agent else None,
+        ip=request.client.host if request.client else None,
+    )
+
+
+Client = Annotated[commands.ClientInfo, Depends(client_info)]

@@ -1,0 +1,141 @@
+"""One table from error to HTTP status, and the handlers that answer every failure as problem+json."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from http import HTTPStatus
+from typing import Any, Final, cast
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from usermgmt.application.errors import (
+    ConcurrentUpdate,
+    EmailTaken,
+    InvalidAccessToken,
+    InvalidCredentials,
+    InvalidPassword,
+    InvalidRefreshToken,
+    ServiceUnavailable,
+    SessionNotFound,
+    UsernameTaken,
+)
+from usermgmt.domain.errors import (
+    DomainError,
+    InvalidEmail,
+    InvalidFullName,
+    InvalidUsername,
+    SessionExpired,
+    UserInactive,
+    WeakPassword,
+)
+from usermgmt.entrypoints.http.schemas import Problem
+
+logger = logging.getLogger(__name__)
+
+PROBLEM_JSON: Final = "application/problem+json"
+
+ERROR_STATUS: Final[Mapping[type[DomainError], int]] = {
+    InvalidEmail: 422,
+    InvalidUsername: 422,
+    InvalidFullName: 422,
+    WeakPassword: 422,
+    EmailTaken: 409,
+    UsernameTaken: 409,
+    ConcurrentUpdate: 409,
+    InvalidCredentials: 401,
+    InvalidRefreshToken: 401,
+    InvalidAccessToken: 401,
+    SessionExpired: 401,
+    InvalidPassword: 403,
+    UserInactive: 403,
+    SessionNotFound: 404,
+    ServiceUnavailable: 503,
+}
+
+# Codes for the framework's own HTTP errors (routing, methods, the body middleware).
+HTTP_CODES: Final[Mapping[int, str]] = {
+    400: "bad_request",
+    401: "invalid_token",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
+def problem(
+    status: int,
+    code: str,
+    detail: str,
+    *,
+    errors: Sequence[Mapping[str, Any]] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    body = Problem(title=HTTPStatus(status).phrase, status=status, detail=detail, code=code, errors=errors)
+    return JSONResponse(
+        body.model_dump(exclude_none=True), status_code=status, media_type=PROBLEM_JSON, headers=headers
+    )
+
+
+def _status_of(error: DomainError) -> int:
+    for cls in type(error).__mro__:
+        if cls in ERROR_STATUS:
+            return ERROR_STATUS[cls]
+    return 400
+
+
+async def handle_domain_error(_: Request, error: Exception) -> JSONResponse:
+    error = cast(DomainError, error)
+    status = _status_of(error)
+    headers: dict[str, str] = {}
+    if status == 401:
+        headers["WWW-Authenticate"] = (
+            'Bearer error="invalid_token"' if isinstance(error, InvalidAccessToken) else "Bearer"
+        )
+    if status == 503:
+        headers["Retry-After"] = "5"
+        logger.warning("service unavailable: %r", error.__cause__)
+    return problem(status, error.code, error.detail, headers=headers)
+
+
+async def handle_validation_error(_: Request, error: Exception) -> JSONResponse:
+    error = cast(RequestValidationError, error)
+    raw = error.errors()
+    if any(item.get("type") == "json_invalid" for item in raw):
+        return problem(400, "malformed_json", "The request body is not valid JSON.")
+    # Only location and message: never the submitted input, which may be a password.
+    errors = [
+        {"loc": [str(p) if not isinstance(p, int) else p for p in item["loc"]], "msg": item["msg"]} for item in raw
+    ]
+    return problem(422, "validation_error", "The request is not valid.", errors=errors)
+
+
+async def handle_http_exception(_: Request, error: Exception) -> JSONResponse:
+    error = cast(StarletteHTTPException, error)
+    code = HTTP_CODES.get(error.status_code, "http_error")
+    detail = error.detail if isinstance(error.detail, str) else HTTPStatus(error.status_code).phrase
+    return problem(error.status_code, code, detail, headers=error.headers)
+
+
+async def handle_unexpected(_: Request, error: Exception) -> JSONResponse:
+    logger.error("unhandled error", exc_info=error)
+    return problem(500, "internal_error", "An unexpected error occurred. It has been logged.")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(DomainError, handle_domain_error)
+    app.add_exception_handler(RequestValidationError, handle_validation_error)
+    app.add_exception_handler(StarletteHTTPException, handle_http_exception)
+    app.add_exception_handler(Exception, handle_unexpected)
+
+
+def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the problem responses a route can give."""
+    return {
+        status: {"model": Problem, "description": HTTPStatus(status).phrase, "content": {PROBLEM_JSON: {}}}
+        for status in statuses
+    }

@@ -1,0 +1,122 @@
+"""Pure-ASGI guards in front of the routes: body size, content type, and no caching of API answers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from usermgmt.entrypoints.http.errors import PROBLEM_JSON
+
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+JSON_TYPES = frozenset({"application/json"})
+FORM_TYPE = "application/x-www-form-urlencoded"
+
+
+async def _send_problem(send: Send, status: int, code: str, title: str, detail: str) -> None:
+    body = json.dumps(
+        {"type": "about:blank", "title": title, "status": status, "detail": detail, "code": code}
+    ).encode()
+    headers = [
+        (b"content-type", PROBLEM_JSON.encode()),
+        (b"content-length", str(len(body)).encode()),
+        (b"cache-control", b"no-store"),
+        (b"connection", b"close"),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class RequestGuardMiddleware:
+    """Reject oversized bodies (413, also when chunked), non-JSON bodies (415), and mark API answers no-store.
+
+    Bodies are read here, up to ``max_body_bytes``, and replayed to the app: they are small by contract, and
+    counting the bytes actually received is the only check a chunked body without Content-Length cannot dodge.
+    """
+
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, form_paths: Collection[str] = ()) -> None:
+        self.app, self.max_body_bytes, self.form_paths = app, max_body_bytes, frozenset(form_paths)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        send = self._no_store(scope, send)
+        if scope["method"] not in BODY_METHODS:
+            await self.app(scope, receive, send)
+            return
+
+        headers = _headers(scope)
+        declared = headers.get("content-length")
+        chunked = "transfer-encoding" in headers
+        if declared is not None:
+            if not declared.isdigit():
+                await _send_problem(send, 400, "bad_request", "Bad Request", "Invalid Content-Length header.")
+                return
+            if int(declared) > self.max_body_bytes:
+                await self._too_large(send)
+                return
+        if (declared is not None and int(declared) > 0) or chunked:
+            media_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+            allowed = media_type in JSON_TYPES or (media_type == FORM_TYPE and scope["path"] in self.form_paths)
+            if not allowed:
+                await _send_problem(
+                    send, 415, "unsupported_media_type", "Unsupported Media Type", "Send the body as application/json."
+                )
+                return
+
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                await self._too_large(send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _too_large(self, send: Send) -> None:
+        await _send_problem(
+            send,
+            413,
+            "payload_too_large",
+            "Content Too Large",
+            f"The body must be at most {self.max_body_bytes} bytes.",
+        )
+
+    @staticmethod
+    def _no_store(scope: Scope, send: Send) -> Send:
+        if not scope["path"].startswith("/api/"):
+            return send
+
+        async def send_no_store(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers: list[Any] = list(message.get("headers", []))
+                if not any(name.lower() == b"cache-control" for name, _ in headers):
+                    headers.append((b"cache-control", b"no-store"))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        return send_no_store
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    return {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}

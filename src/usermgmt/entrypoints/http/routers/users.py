@@ -1,0 +1,88 @@
+"""/api/v1/users/me: the caller's profile, password, sessions and account."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from fastapi import APIRouter, Response, status
+
+from usermgmt.application import commands
+from usermgmt.domain.value_objects import SessionId
+from usermgmt.entrypoints.http import dependencies as deps
+from usermgmt.entrypoints.http.errors import responses
+from usermgmt.entrypoints.http.routers.presenters import receipt_out, session_out, user_out
+from usermgmt.entrypoints.http.schemas import (
+    ChangePasswordIn,
+    DeleteAccountIn,
+    DeletionReceiptOut,
+    ProfilePatch,
+    SessionOut,
+    UserOut,
+)
+
+router = APIRouter(prefix="/api/v1/users/me", tags=["users"])
+
+
+@router.get("", response_model=UserOut, responses=responses(401, 503))
+async def get_me(principal: deps.CurrentPrincipal) -> UserOut:
+    """The caller's profile."""
+    return user_out(principal.user)
+
+
+@router.patch("", response_model=UserOut, responses=responses(400, 401, 409, 413, 415, 422, 503))
+async def update_me(body: ProfilePatch, principal: deps.CurrentPrincipal, handler: deps.UpdateProfile) -> UserOut:
+    """Change any of email, username and full name; ``null`` removes username or full name."""
+    given = body.model_fields_set
+    user = await handler(
+        commands.UpdateProfile(
+            user_id=principal.user.id,
+            email=body.email if "email" in given else None,
+            username=body.username,
+            full_name=body.full_name,
+            clear=frozenset(f for f in ("username", "full_name") if f in given and getattr(body, f) is None),
+        )
+    )
+    return user_out(user)
+
+
+@router.post(
+    "/password", status_code=status.HTTP_204_NO_CONTENT, responses=responses(400, 401, 403, 409, 413, 415, 422, 503)
+)
+async def change_password(
+    body: ChangePasswordIn, principal: deps.CurrentPrincipal, handler: deps.ChangePassword
+) -> Response:
+    """Change the password; every other session of the user is revoked, this one stays."""
+    await handler(
+        commands.ChangePassword(
+            user_id=principal.user.id,
+            session_id=principal.session_id,
+            current_password=body.current_password,
+            new_password=body.new_password,
+        )
+    )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.delete("", response_model=DeletionReceiptOut, responses=responses(400, 401, 403, 413, 415, 422, 503))
+async def delete_me(
+    body: DeleteAccountIn, principal: deps.CurrentPrincipal, handler: deps.DeleteAccount
+) -> DeletionReceiptOut:
+    """Erase the account and everything that names it. The answer is a receipt of what was erased."""
+    receipt = await handler(commands.DeleteAccount(user_id=principal.user.id, password=body.password))
+    return receipt_out(receipt)
+
+
+@router.get("/sessions", response_model=list[SessionOut], responses=responses(401, 503))
+async def list_sessions(principal: deps.CurrentPrincipal, handler: deps.ListSessions) -> list[SessionOut]:
+    """The caller's live sessions, most recently used first."""
+    views = await handler(commands.ListSessions(user_id=principal.user.id, current_session_id=principal.session_id))
+    return [session_out(view) for view in views]
+
+
+@router.delete(
+    "/sessions/{session_id}", status_code=status.HTTP_204_NO_CONTENT, responses=responses(401, 404, 422, 503)
+)
+async def revoke_session(session_id: UUID, principal: deps.CurrentPrincipal, handler: deps.RevokeSession) -> Response:
+    """End one of the caller's sessions."""
+    await handler(commands.RevokeSession(user_id=principal.user.id, session_id=SessionId(session_id)))
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,134 @@
+"""Request and response bodies. Requests forbid unknown fields, bound every string and refuse NUL characters."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+from uuid import UUID
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+NoNul = AfterValidator(_no_nul)
+
+# Generous bounds for transport; the domain applies the precise rules (and says which one failed).
+EmailText = Annotated[str, Field(min_length=1, max_length=320), NoNul]
+LoginText = Annotated[str, Field(min_length=1, max_length=320), NoNul]
+SecretText = Annotated[str, Field(min_length=1, max_length=1024), NoNul]
+UsernameText = Annotated[str, Field(max_length=64), NoNul]
+NameText = Annotated[str, Field(max_length=256), NoNul]
+TokenText = Annotated[str, Field(min_length=1, max_length=512), NoNul]
+
+
+class RequestModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+
+class RegisterIn(RequestModel):
+    email: EmailText
+    password: SecretText = Field(repr=False)
+    username: UsernameText | None = None
+    full_name: NameText | None = None
+
+
+class LoginIn(RequestModel):
+    login: LoginText = Field(description="Email address or username.")
+    password: SecretText = Field(repr=False)
+
+
+class RefreshIn(RequestModel):
+    refresh_token: TokenText = Field(repr=False)
+
+
+class ProfilePatch(RequestModel):
+    email: EmailText = Field(None, description="New email address (becomes unverified).")  # type: ignore[assignment]
+    username: UsernameText | None = Field(None, description="New username, or null to remove it.")
+    full_name: NameText | None = Field(None, description="New full name, or null to remove it.")
+
+
+class ChangePasswordIn(RequestModel):
+    current_password: SecretText = Field(repr=False)
+    new_password: SecretText = Field(repr=False)
+
+
+class DeleteAccountIn(RequestModel):
+    password: SecretText = Field(repr=False)
+
+
+class UserOut(BaseModel):
+    id: UUID
+    email: str
+    username: str | None
+    full_name: str | None
+    email_verified: bool
+    is_active: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class TokenPairOut(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 - a token type, not a secret
+    expires_in: int = Field(description="Access token lifetime in seconds.")
+    refresh_token: str
+    refresh_expires_in: int = Field(description="Refresh token lifetime in seconds.")
+
+
+class SessionOut(BaseModel):
+    id: UUID
+    created_at: datetime
+    last_used_at: datetime
+    user_agent: str | None
+    ip: str | None
+    current: bool
+
+
+class ErasedOut(BaseModel):
+    what: str
+    count: int
+
+
+class DeletionReceiptOut(BaseModel):
+    user_id: UUID
+    deleted_at: datetime
+    erased: list[ErasedOut]
+
+
+class FieldError(BaseModel):
+    loc: list[str | int]
+    msg: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, plus a stable machine-readable ``code``."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    code: str
+    errors: list[FieldError] | None = None
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok", "unavailable"]
+
+
+class Jwk(BaseModel):
+    kty: str
+    crv: str
+    x: str
+    y: str
+    kid: str
+    use: str
+    alg: str
+
+
+class JwksOut(BaseModel):
+    keys: list[Jwk]
