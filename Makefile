@@ -1,0 +1,66 @@
+# usermgmt: `make run` serves the API, `make test` runs every check. Nothing else needs installing first.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+export UV_PYTHON_DOWNLOADS := never
+# uv from PATH, or a private copy bootstrapped with the system Python into .tools/.
+UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
+VENV := .venv/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+WORKERS ?= 1
+PYTEST_ARGS ?=
+
+.PHONY: help install run migrate serve lint fmt typecheck contracts test test-unit test-integration test-e2e revision clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+$(CURDIR)/.tools/bin/uv:
+	python3 -m venv .tools
+	.tools/bin/pip install --quiet --disable-pip-version-check uv
+
+.venv/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen
+	@touch $@
+
+install: .venv/.synced ## install the locked dependencies into .venv
+
+run: install ## migrate and serve on http://$(HOST):$(PORT) (SQLite in ./var unless USERMGMT_DATABASE_URL is set)
+	$(VENV)/usermgmt migrate
+	$(VENV)/usermgmt serve --host $(HOST) --port $(PORT) --workers $(WORKERS)
+
+migrate: install ## apply migrations to the configured database
+	$(VENV)/usermgmt migrate
+
+revision: install ## new migration: make revision m="what changed"
+	$(VENV)/alembic revision --autogenerate -m "$(m)"
+
+fmt: install ## format and auto-fix
+	$(VENV)/ruff format src tests migrations
+	$(VENV)/ruff check --fix src tests migrations
+
+lint: install ## ruff (lint + format check)
+	$(VENV)/ruff check src tests migrations
+	$(VENV)/ruff format --check src tests migrations
+
+typecheck: install ## mypy --strict on src/
+	$(VENV)/mypy
+
+contracts: install ## import-linter: the hexagon's layer contracts
+	$(VENV)/lint-imports
+
+test: lint typecheck contracts ## everything: lint, types, contracts, then all tests with coverage (needs PostgreSQL)
+	$(VENV)/pytest --cov --cov-report=term $(PYTEST_ARGS)
+
+test-unit: install ## domain and application tests with fakes; no database
+	$(VENV)/pytest tests/unit $(PYTEST_ARGS)
+
+test-integration: install ## adapters and migrations against PostgreSQL
+	$(VENV)/pytest tests/integration $(PYTEST_ARGS)
+
+test-e2e: install ## the HTTP API through the real app and PostgreSQL
+	$(VENV)/pytest tests/e2e $(PYTEST_ARGS)
+
+clean: ## remove caches (keeps ./var, the local database and keys)
+	rm -rf .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov
