@@ -44,8 +44,8 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 
 
 @pytest.fixture
-async def clean_database(engine: AsyncEngine) -> AsyncIterator[AsyncEngine]:
+async def clean_database(engine: AsyncEngine) -> AsyncEngine:
     """Empty tables before each test that asks: tests commit for real, so they must not see each other's rows."""
     async with engine.begin() as connection:
         await connection.execute(text(f"TRUNCATE {', '.join(TABLES)} CASCADE"))
-    yield engine
+    return engine

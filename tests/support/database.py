@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import secrets
 
@@ -25,7 +24,7 @@ def _asyncpg_dsn(url: URL) -> str:
 async def _admin_connection(url: URL) -> asyncpg.Connection:
     try:
         return await asyncpg.connect(_asyncpg_dsn(url), timeout=5)
-    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
         pytest.exit(
             f"PostgreSQL is not reachable at {url.render_as_string(hide_password=True)} ({type(exc).__name__}: {exc}).\n"
             f"The integration and e2e tests need one. Start PostgreSQL (e.g. `docker compose up -d postgres`) or set "
