@@ -25,7 +25,7 @@ def served(tmp_path: Path) -> Iterator[str]:
     env["USERMGMT_DATA_DIR"] = str(tmp_path / "var")
     subprocess.run([BIN / "usermgmt", "migrate"], cwd=ROOT, env=env, check=True, capture_output=True, timeout=60)
     port = free_port()
-    process = subprocess.Popen(  # noqa: S603 - our own CLI
+    process = subprocess.Popen(
         [BIN / "usermgmt", "serve", "--port", str(port), "--log-level", "warning"],
         cwd=ROOT,
         env=env,
