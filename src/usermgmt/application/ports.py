@@ -119,6 +119,12 @@ class RefreshTokenFactory(Protocol):
     def digest(self, token: str) -> RefreshTokenHash: ...
 
 
+class BreachedPasswordChecker(Protocol):
+    async def is_breached(self, password: PlainPassword) -> bool:
+        """True only when the password is known to be breached; False when it is not, or when the check could not
+        be made (fail-open: an outage of the breach service must not stop sign-ups)."""
+
+
 class Clock(Protocol):
     def now(self) -> datetime:
         """Timezone-aware UTC."""
