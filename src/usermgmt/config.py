@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Self
@@ -11,6 +13,16 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path("var")
+_RATE = re.compile(r"\s*(\d+)\s*/\s*(\d+)\s*([smhd])\s*")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_rate(text: str) -> tuple[int, timedelta]:
+    """``"10/15m"`` -> (10, 15 minutes). Units: s, m, h, d."""
+    match = _RATE.fullmatch(text)
+    if not match or int(match[1]) < 1 or int(match[2]) < 1:
+        raise ValueError(f"a rate is COUNT/PERIOD with a unit s, m, h or d, e.g. 10/15m (got {text!r})")
+    return int(match[1]), timedelta(seconds=int(match[2]) * _UNITS[match[3]])
 
 
 class Settings(BaseSettings):
@@ -48,17 +60,70 @@ class Settings(BaseSettings):
     password_min_length: int = Field(8, ge=8, le=128)
     hash_workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=64)
 
+    # Abuse prevention
+    rate_limits_enabled: bool = Field(True, description="Switch every rate limit off (load tests, experiments).")
+    redis_url: str | None = Field(
+        None, description="redis://host:port/db shares rate-limit counters between instances; default: in memory."
+    )
+    rate_limit_login_per_ip: str = Field("50/1m", description="Login attempts per client IP.")
+    rate_limit_login_failures_per_account_ip: str = Field(
+        "10/15m", description="Failed logins per account from one client IP."
+    )
+    rate_limit_login_failures_per_account: str = Field(
+        "100/15m", description="Failed logins per account from IPs without a live session of that account."
+    )
+    rate_limit_registrations_per_ip: str = Field("30/1h", description="Registrations per client IP.")
+    rate_limit_refreshes_per_session: str = Field("30/1m", description="Token refreshes per session.")
+    rate_limit_password_changes_per_user: str = Field("5/15m", description="Password changes per user.")
+    rate_limit_deletions_per_user: str = Field("5/15m", description="Account deletion attempts per user.")
+    pwned_passwords_enabled: bool = Field(
+        False, description="Also refuse passwords found by the Have I Been Pwned range API (k-anonymity)."
+    )
+    pwned_passwords_url: str = Field("https://api.pwnedpasswords.com", description="Base URL of the range API.")
+    pwned_passwords_timeout: float = Field(1.5, gt=0, le=10, description="Seconds; on timeout the check passes.")
+
     # HTTP
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated IPs/CIDRs whose X-Forwarded-For is believed (none by default).",
+    )
+    trusted_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["*"], description="Comma-separated Host names answered (default any)."
+    )
+    hsts_max_age: int = Field(
+        0, ge=0, description="Seconds for Strict-Transport-Security; set when served over HTTPS (0 = no header)."
+    )
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Comma-separated origins allowed by CORS (none by default)."
     )
     max_body_bytes: int = Field(64 * 1024, ge=1024)
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "trusted_proxies", "trusted_hosts", mode="before")
     @classmethod
-    def _split_origins(cls, value: object) -> object:
+    def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
-            return [origin.strip() for origin in value.split(",") if origin.strip()]
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            ipaddress.ip_network(item, strict=False)
+        return value
+
+    @field_validator(
+        "rate_limit_login_per_ip",
+        "rate_limit_login_failures_per_account_ip",
+        "rate_limit_login_failures_per_account",
+        "rate_limit_registrations_per_ip",
+        "rate_limit_refreshes_per_session",
+        "rate_limit_password_changes_per_user",
+        "rate_limit_deletions_per_user",
+    )
+    @classmethod
+    def _check_rate(cls, value: str) -> str:
+        parse_rate(value)
         return value
 
     @model_validator(mode="after")

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from dependency_injector import containers, providers
 
+from usermgmt.adapters.common_passwords import load_common_passwords
 from usermgmt.adapters.hashing import PasslibPasswordHasher
 from usermgmt.adapters.keys import KeyRing, load_keyring
+from usermgmt.adapters.pwned_passwords import PwnedPasswordsChecker
+from usermgmt.adapters.rate_limit import build_rate_limiter
 from usermgmt.adapters.refresh_tokens import SecretsRefreshTokenFactory
 from usermgmt.adapters.sqlalchemy.engine import build_engine
 from usermgmt.adapters.sqlalchemy.health import SqlAlchemyHealthCheck
@@ -13,6 +16,8 @@ from usermgmt.adapters.sqlalchemy.principals import SqlAlchemyPrincipalReader
 from usermgmt.adapters.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork
 from usermgmt.adapters.system import SystemClock, UuidV7Generator
 from usermgmt.adapters.tokens import JoseAccessTokenService
+from usermgmt.application.abuse import RateLimitPolicy, Throttle
+from usermgmt.application.handlers._shared import Guard
 from usermgmt.application.handlers.authenticate import AuthenticateHandler
 from usermgmt.application.handlers.change_password import ChangePasswordHandler
 from usermgmt.application.handlers.delete_account import DeleteAccountHandler
@@ -20,10 +25,35 @@ from usermgmt.application.handlers.login import LoginHandler
 from usermgmt.application.handlers.logout import LogoutHandler
 from usermgmt.application.handlers.refresh_session import RefreshSessionHandler
 from usermgmt.application.handlers.register_user import RegisterUserHandler
-from usermgmt.application.handlers.sessions import ListSessionsHandler, RevokeSessionHandler
+from usermgmt.application.handlers.sessions import ListEventsHandler, ListSessionsHandler, RevokeSessionHandler
 from usermgmt.application.handlers.update_profile import UpdateProfileHandler
-from usermgmt.config import Settings
+from usermgmt.application.ports import Rate
+from usermgmt.application.screening import PasswordScreen
+from usermgmt.config import Settings, parse_rate
 from usermgmt.domain.password_policy import PasswordPolicy
+
+
+def rate_limit_policy_from(settings: Settings) -> RateLimitPolicy:
+    def rate(text: str) -> Rate:
+        limit, period = parse_rate(text)
+        return Rate(limit, period)
+
+    return RateLimitPolicy(
+        enabled=settings.rate_limits_enabled,
+        login_per_ip=rate(settings.rate_limit_login_per_ip),
+        login_failures_per_account_ip=rate(settings.rate_limit_login_failures_per_account_ip),
+        login_failures_per_account=rate(settings.rate_limit_login_failures_per_account),
+        registrations_per_ip=rate(settings.rate_limit_registrations_per_ip),
+        refreshes_per_session=rate(settings.rate_limit_refreshes_per_session),
+        password_changes_per_user=rate(settings.rate_limit_password_changes_per_user),
+        deletions_per_user=rate(settings.rate_limit_deletions_per_user),
+    )
+
+
+def breached_checker_from(settings: Settings) -> PwnedPasswordsChecker | None:
+    if not settings.pwned_passwords_enabled:
+        return None
+    return PwnedPasswordsChecker(base_url=settings.pwned_passwords_url, timeout=settings.pwned_passwords_timeout)
 
 
 def keyring_from(settings: Settings) -> KeyRing:
@@ -53,14 +83,23 @@ class Container(containers.DeclarativeContainer):
         clock=clock,
     )
     refresh_tokens = providers.Singleton(SecretsRefreshTokenFactory)
-    password_policy = providers.Singleton(PasswordPolicy, min_length=settings.provided.password_min_length)
+    common_passwords = providers.Singleton(load_common_passwords)
+    password_policy = providers.Singleton(
+        PasswordPolicy, min_length=settings.provided.password_min_length, common=common_passwords
+    )
+    breached_passwords = providers.Singleton(breached_checker_from, settings)
+    password_screen = providers.Singleton(PasswordScreen, policy=password_policy, breached=breached_passwords)
+    rate_limiter = providers.Singleton(build_rate_limiter, settings.provided.redis_url)
+    rate_limit_policy = providers.Singleton(rate_limit_policy_from, settings)
+    throttle = providers.Singleton(Throttle, limiter=rate_limiter, policy=rate_limit_policy)
     uow = providers.Factory(SqlAlchemyUnitOfWork, engine=engine)
+    guard = providers.Factory(Guard, throttle=throttle, uow=uow, clock=clock)
     principals = providers.Singleton(SqlAlchemyPrincipalReader, engine=engine)
     health = providers.Singleton(SqlAlchemyHealthCheck, engine=engine)
 
     # Use cases
     register_user = providers.Factory(
-        RegisterUserHandler, uow=uow, hasher=hasher, policy=password_policy, clock=clock, ids=ids
+        RegisterUserHandler, uow=uow, hasher=hasher, screen=password_screen, clock=clock, ids=ids, guard=guard
     )
     login = providers.Factory(
         LoginHandler,
@@ -70,6 +109,7 @@ class Container(containers.DeclarativeContainer):
         refresh_tokens=refresh_tokens,
         clock=clock,
         ids=ids,
+        guard=guard,
         session_lifetime=settings.provided.refresh_token_ttl,
     )
     refresh_session = providers.Factory(
@@ -78,19 +118,21 @@ class Container(containers.DeclarativeContainer):
         access_tokens=access_tokens,
         refresh_tokens=refresh_tokens,
         clock=clock,
+        guard=guard,
         session_lifetime=settings.provided.refresh_token_ttl,
     )
-    logout = providers.Factory(LogoutHandler, uow=uow)
+    logout = providers.Factory(LogoutHandler, uow=uow, clock=clock)
     authenticate = providers.Singleton(
         AuthenticateHandler, access_tokens=access_tokens, principals=principals, clock=clock
     )
     update_profile = providers.Factory(UpdateProfileHandler, uow=uow, clock=clock)
     change_password = providers.Factory(
-        ChangePasswordHandler, uow=uow, hasher=hasher, policy=password_policy, clock=clock
+        ChangePasswordHandler, uow=uow, hasher=hasher, screen=password_screen, clock=clock, guard=guard
     )
-    delete_account = providers.Factory(DeleteAccountHandler, uow=uow, hasher=hasher, clock=clock)
+    delete_account = providers.Factory(DeleteAccountHandler, uow=uow, hasher=hasher, clock=clock, guard=guard)
     list_sessions = providers.Factory(ListSessionsHandler, uow=uow, clock=clock)
-    revoke_session = providers.Factory(RevokeSessionHandler, uow=uow)
+    revoke_session = providers.Factory(RevokeSessionHandler, uow=uow, clock=clock)
+    list_events = providers.Factory(ListEventsHandler, uow=uow)
 
 
 def build_container(settings: Settings | None = None) -> Container:

@@ -206,16 +206,23 @@ async def test_delete_account_erases_everything_and_frees_the_email(
         "user": 1,
         "sessions": 2,
         "retired_refresh_tokens": 1,
+        "security_events": 4,  # registered, two logins, one refresh
     }
     user_id = account.user["id"]
     async with engine.connect() as connection:
-        for table, column in [("users", "id"), ("sessions", "user_id")]:
+        for table, column in [("users", "id"), ("sessions", "user_id"), ("security_events", "user_id")]:
             count = await connection.execute(
                 text(f"SELECT count(*) FROM {table} WHERE {column} = :id"), {"id": user_id}
             )
             assert count.scalar_one() == 0
         assert (await connection.execute(text("SELECT count(*) FROM retired_refresh_tokens"))).scalar_one() == 0
         assert (await connection.execute(text("SELECT count(*) FROM users"))).scalar_one() == 1
+        # What stays: one anonymous mark per deletion, for counting; no id, address or agent.
+        marks = (
+            await connection.execute(text("SELECT * FROM security_events WHERE type = 'account_deleted'"))
+        ).all()
+        assert len(marks) == 1
+        assert (marks[0].user_id, marks[0].session_id, marks[0].ip, marks[0].user_agent) == (None, None, None, None)
     assert_problem(await client.get(ME, headers=account.auth), 401, "invalid_token")
     assert_problem(
         await client.post(REFRESH, json={"refresh_token": second["refresh_token"]}), 401, "invalid_refresh_token"

@@ -11,7 +11,8 @@ from typing import Self
 from uuid import UUID
 
 from usermgmt.application.errors import ConcurrentUpdate, EmailTaken, InvalidAccessToken, UsernameTaken
-from usermgmt.application.ports import AccessClaims, IssuedToken, UnitOfWork
+from usermgmt.application.ports import AccessClaims, IssuedToken, Rate, RateStatus, UnitOfWork
+from usermgmt.domain.events import SecurityEvent, StoredEvent
 from usermgmt.domain.model import Session, User
 from usermgmt.domain.value_objects import (
     Email,
@@ -32,6 +33,7 @@ class MemoryStore:
     versions: dict[UserId, int] = field(default_factory=dict)
     sessions: dict[SessionId, Session] = field(default_factory=dict)
     retired: dict[str, SessionId] = field(default_factory=dict)
+    events: list[StoredEvent] = field(default_factory=list)
 
 
 class InMemoryUserRepository:
@@ -69,9 +71,16 @@ class InMemoryUserRepository:
             del self._store.retired[token_hash]
         for sid in doomed:
             del self._store.sessions[sid]
+        own_events = [e for e in self._store.events if e.event.user_id == user_id]
+        self._store.events = [e for e in self._store.events if e.event.user_id != user_id]
         removed = self._store.users.pop(user_id, None)
         self._store.versions.pop(user_id, None)
-        return {"user": int(removed is not None), "sessions": len(doomed), "retired_refresh_tokens": len(retired)}
+        return {
+            "user": int(removed is not None),
+            "sessions": len(doomed),
+            "retired_refresh_tokens": len(retired),
+            "security_events": len(own_events),
+        }
 
     def _load(self, user: User | None) -> User | None:
         if user is None:
@@ -138,21 +147,39 @@ class InMemorySessionRepository:
             del self._store.retired[token_hash]
 
 
+class InMemoryEventRepository:
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+        self.pending: list[SecurityEvent] = []
+
+    async def add(self, event: SecurityEvent) -> None:
+        position = (self._store.events[-1].id if self._store.events else 0) + 1
+        self._store.events.append(StoredEvent(id=position, event=event.stored_form()))
+        self.pending.append(event)
+
+    async def list_for_user(self, user_id: UserId, *, limit: int, before: int | None = None) -> Sequence[StoredEvent]:
+        own = [e for e in reversed(self._store.events) if e.event.user_id == user_id]
+        return [e for e in own if before is None or e.id < before][:limit]
+
+
 class InMemoryUnitOfWork(UnitOfWork):
     """Works on a copy of the store; ``commit`` publishes the copy, anything else throws it away."""
 
     users: InMemoryUserRepository
     sessions: InMemorySessionRepository
+    events: InMemoryEventRepository
 
     def __init__(self, store: MemoryStore | None = None) -> None:
         self.store = store or MemoryStore()
         self.commits = 0
+        self.logged: list[SecurityEvent] = []  # every event whose transaction committed, in order
         self._working: MemoryStore | None = None
 
     async def __aenter__(self) -> Self:
         self._working = copy.deepcopy(self.store)
         self.users = InMemoryUserRepository(self._working)
         self.sessions = InMemorySessionRepository(self._working)
+        self.events = InMemoryEventRepository(self._working)
         return self
 
     async def commit(self) -> None:
@@ -264,3 +291,37 @@ class SequentialIdGenerator:
 
     def new_session_id(self) -> SessionId:
         return SessionId(self._new())
+
+
+class InMemoryRateLimiter:
+    """A moving window over the given clock's time: deterministic limits for tests of the use cases."""
+
+    def __init__(self, clock: FrozenClock) -> None:
+        self._clock = clock
+        self._hits: dict[str, list[datetime]] = {}
+
+    def _window(self, rate: Rate, key: str) -> list[datetime]:
+        start = self._clock.now() - rate.period
+        hits = [at for at in self._hits.get(key, []) if at > start]
+        self._hits[key] = hits
+        return hits
+
+    def _status(self, rate: Rate, hits: list[datetime], *, allowed: bool) -> RateStatus:
+        reset_after = (hits[0] + rate.period - self._clock.now()).total_seconds() if hits else 0.0
+        return RateStatus(
+            allowed=allowed, limit=rate.limit, remaining=max(0, rate.limit - len(hits)), reset_after=reset_after
+        )
+
+    async def hit(self, rate: Rate, key: str) -> RateStatus:
+        hits = self._window(rate, key)
+        allowed = len(hits) < rate.limit
+        if allowed:
+            hits.append(self._clock.now())
+        return self._status(rate, hits, allowed=allowed)
+
+    async def peek(self, rate: Rate, key: str) -> RateStatus:
+        hits = self._window(rate, key)
+        return self._status(rate, hits, allowed=len(hits) < rate.limit)
+
+    async def clear(self, rate: Rate, key: str) -> None:
+        self._hits.pop(key, None)

@@ -9,8 +9,11 @@ from usermgmt.domain.value_objects import SessionId, UserId
 
 @dataclass(frozen=True, slots=True)
 class ClientInfo:
+    """Where a request came from: recorded with sessions and security events, and the key of per-IP limits."""
+
     user_agent: str | None = None
     ip: str | None = None
+    request_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -19,6 +22,7 @@ class RegisterUser:
     password: str = field(repr=False)
     username: str | None = None
     full_name: str | None = None
+    client: ClientInfo = ClientInfo()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -38,6 +42,7 @@ class RefreshSession:
 class Logout:
     user_id: UserId
     session_id: SessionId
+    client: ClientInfo = ClientInfo()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -54,6 +59,7 @@ class UpdateProfile:
     username: str | None = None
     full_name: str | None = None
     clear: frozenset[str] = frozenset()
+    client: ClientInfo = ClientInfo()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -62,12 +68,14 @@ class ChangePassword:
     session_id: SessionId
     current_password: str = field(repr=False)
     new_password: str = field(repr=False)
+    client: ClientInfo = ClientInfo()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DeleteAccount:
     user_id: UserId
     password: str = field(repr=False)
+    client: ClientInfo = ClientInfo()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -80,3 +88,11 @@ class ListSessions:
 class RevokeSession:
     user_id: UserId
     session_id: SessionId
+    client: ClientInfo = ClientInfo()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ListEvents:
+    user_id: UserId
+    limit: int = 20
+    before: int | None = None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from usermgmt.domain.errors import DomainError
 
 
@@ -48,3 +50,13 @@ class ConcurrentUpdate(DomainError):
 class ServiceUnavailable(DomainError):
     code = "service_unavailable"
     default_detail = "A backing service is unavailable; try again shortly."
+
+
+class RateLimited(DomainError):
+    code = "rate_limited"
+    default_detail = "Too many attempts; try again later."
+
+    def __init__(self, *, retry_after: float, limit: int, rule: str) -> None:
+        self.retry_after = max(1, math.ceil(retry_after))
+        self.limit, self.rule = limit, rule
+        super().__init__(f"Too many attempts; try again in {self.retry_after} seconds.")

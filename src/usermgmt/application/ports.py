@@ -5,10 +5,11 @@ from __future__ import annotations
 import abc
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Protocol, Self
 
+from usermgmt.domain.events import SecurityEvent, StoredEvent
 from usermgmt.domain.model import Session, User
 from usermgmt.domain.value_objects import (
     Email,
@@ -33,7 +34,10 @@ class UserRepository(Protocol):
         """Write back a user loaded through this repository. Raises: EmailTaken, UsernameTaken, ConcurrentUpdate."""
 
     async def erase(self, user_id: UserId) -> Mapping[str, int]:
-        """Delete the user and every row that names them; return how many rows of each kind went."""
+        """Delete the user and every row that names them (sessions, tokens, events); return how many of each went.
+
+        An anonymous count of deletions is kept, nothing more.
+        """
 
 
 class SessionRepository(Protocol):
@@ -52,11 +56,20 @@ class SessionRepository(Protocol):
     async def delete_for_user(self, user_id: UserId, *, keep: SessionId | None = None) -> int: ...
 
 
+class EventRepository(Protocol):
+    async def add(self, event: SecurityEvent) -> None:
+        """Store the event with this transaction; it is also logged (as a structured line) once committed."""
+
+    async def list_for_user(self, user_id: UserId, *, limit: int, before: int | None = None) -> Sequence[StoredEvent]:
+        """The user's events, newest first, older than position ``before`` when given."""
+
+
 class UnitOfWork(abc.ABC):
     """One transaction. Leaving the ``async with`` block without ``commit()`` rolls everything back."""
 
     users: UserRepository
     sessions: SessionRepository
+    events: EventRepository
 
     async def __aenter__(self) -> Self:
         return self
@@ -117,6 +130,38 @@ class RefreshTokenFactory(Protocol):
         """A new opaque refresh token with at least 256 bits of randomness."""
 
     def digest(self, token: str) -> RefreshTokenHash: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """At most ``limit`` hits per ``period``."""
+
+    limit: int
+    period: timedelta
+
+    def __post_init__(self) -> None:
+        if self.limit < 1 or self.period <= timedelta(0):
+            raise ValueError("a rate needs limit >= 1 and a positive period")
+
+
+@dataclass(frozen=True, slots=True)
+class RateStatus:
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_after: float  # seconds until the window frees a slot
+
+
+class RateLimiter(Protocol):
+    """Moving-window counters keyed by strings. Implementations must not raise on storage failure."""
+
+    async def hit(self, rate: Rate, key: str) -> RateStatus:
+        """Count one hit; ``allowed`` is False (and nothing is counted) when the window is already full."""
+
+    async def peek(self, rate: Rate, key: str) -> RateStatus:
+        """The state of the window without counting a hit."""
+
+    async def clear(self, rate: Rate, key: str) -> None: ...
 
 
 class BreachedPasswordChecker(Protocol):

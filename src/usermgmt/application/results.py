@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from usermgmt.domain.events import StoredEvent
 from usermgmt.domain.model import Session, User
 from usermgmt.domain.value_objects import SessionId, UserId
 
@@ -43,3 +44,9 @@ class DeletionReceipt:
     user_id: UserId
     deleted_at: datetime
     erased: tuple[Erased, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class EventPage:
+    items: list[StoredEvent]
+    next_before: int | None

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from usermgmt.entrypoints.logging import logging_config
+
     uvicorn.run(
         "usermgmt.entrypoints.http.app:create_app",
         factory=True,
@@ -19,6 +21,8 @@ def _serve(args: argparse.Namespace) -> int:
         proxy_headers=False,
         server_header=False,
         log_level=args.log_level,
+        log_config=logging_config(args.log_level),
+        access_log=False,  # the app logs each request itself, with its request id
         timeout_graceful_shutdown=20,
     )
     return 0

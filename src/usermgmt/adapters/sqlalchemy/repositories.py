@@ -9,9 +9,10 @@ from sqlalchemy import Row, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from usermgmt.adapters.sqlalchemy.tables import retired_refresh_tokens, sessions, users
+from usermgmt.adapters.sqlalchemy.tables import retired_refresh_tokens, security_events, sessions, users
 from usermgmt.application.errors import ConcurrentUpdate, EmailTaken, UsernameTaken
 from usermgmt.domain.errors import DomainError
+from usermgmt.domain.events import EventType, SecurityEvent, StoredEvent
 from usermgmt.domain.model import Session, User
 from usermgmt.domain.value_objects import (
     Email,
@@ -113,12 +114,14 @@ class SqlAlchemyUserRepository:
             delete(retired_refresh_tokens).where(retired_refresh_tokens.c.session_id.in_(own_sessions))
         )
         deleted_sessions = await self._connection.execute(delete(sessions).where(sessions.c.user_id == user_id))
+        events = await self._connection.execute(delete(security_events).where(security_events.c.user_id == user_id))
         deleted_users = await self._connection.execute(delete(users).where(users.c.id == user_id))
         self._versions.pop(user_id, None)
         return {
             "user": deleted_users.rowcount,
             "sessions": deleted_sessions.rowcount,
             "retired_refresh_tokens": tokens.rowcount,
+            "security_events": events.rowcount,
         }
 
     async def _one(self, statement: Any) -> User | None:
@@ -234,3 +237,47 @@ class SqlAlchemySessionRepository:
         await self._connection.execute(
             delete(retired_refresh_tokens).where(retired_refresh_tokens.c.session_id.in_(doomed))
         )
+
+
+class SqlAlchemyEventRepository:
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._connection = connection
+        self.pending: list[SecurityEvent] = []  # logged by the unit of work once committed
+
+    async def add(self, event: SecurityEvent) -> None:
+        stored = event.stored_form()
+        await self._connection.execute(
+            insert(security_events).values(
+                type=stored.type.value,
+                at=stored.at,
+                user_id=stored.user_id,
+                session_id=stored.session_id,
+                ip=stored.ip,
+                user_agent=stored.user_agent,
+                request_id=stored.request_id,
+                details=dict(stored.details),
+            )
+        )
+        self.pending.append(event)
+
+    async def list_for_user(self, user_id: UserId, *, limit: int, before: int | None = None) -> Sequence[StoredEvent]:
+        statement = select(security_events).where(security_events.c.user_id == user_id)
+        if before is not None:
+            statement = statement.where(security_events.c.id < before)
+        rows = await self._connection.execute(statement.order_by(security_events.c.id.desc()).limit(limit))
+        return [
+            StoredEvent(
+                id=row.id,
+                event=SecurityEvent(
+                    type=EventType(row.type),
+                    at=row.at,
+                    user_id=UserId(row.user_id),
+                    session_id=SessionId(row.session_id) if row.session_id else None,
+                    ip=row.ip,
+                    user_agent=row.user_agent,
+                    request_id=row.request_id,
+                    details=row.details,
+                ),
+            )
+            for row in rows
+        ]

@@ -9,8 +9,10 @@ from typing import Self
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from usermgmt.adapters.audit_log import log_events
 from usermgmt.adapters.sqlalchemy.engine import is_unavailable
 from usermgmt.adapters.sqlalchemy.repositories import (
+    SqlAlchemyEventRepository,
     SqlAlchemySessionRepository,
     SqlAlchemyUserRepository,
     translate_integrity_error,
@@ -29,6 +31,7 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
 
     users: SqlAlchemyUserRepository
     sessions: SqlAlchemySessionRepository
+    events: SqlAlchemyEventRepository
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -45,6 +48,7 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
             raise
         self.users = SqlAlchemyUserRepository(self._connection)
         self.sessions = SqlAlchemySessionRepository(self._connection)
+        self.events = SqlAlchemyEventRepository(self._connection)
         return self
 
     async def __aexit__(
@@ -71,6 +75,8 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
             if translated is None:
                 raise
             raise translated from exc
+        committed, self.events.pending = self.events.pending, []
+        log_events(committed)
 
     async def rollback(self) -> None:
         if self._connection is not None and self._connection.in_transaction():

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-from usermgmt.application.errors import InvalidAccessToken, InvalidPassword
-from usermgmt.application.ports import PasswordHasher, UnitOfWork
+from typing import NoReturn
+
+from usermgmt.application.abuse import Throttle
+from usermgmt.application.audit import security_event
+from usermgmt.application.commands import ClientInfo
+from usermgmt.application.errors import InvalidAccessToken, InvalidPassword, RateLimited
+from usermgmt.application.ports import Clock, PasswordHasher, UnitOfWork
+from usermgmt.domain.events import EventType
 from usermgmt.domain.model import User
 from usermgmt.domain.value_objects import PlainPassword, UserId
 
@@ -27,3 +33,35 @@ async def confirm_password(uow: UnitOfWork, hasher: PasswordHasher, user_id: Use
     if not matches:
         raise InvalidPassword()
     return user
+
+
+class Guard:
+    """Rate limits plus their audit record: the first rejection per window (per key) becomes a security event."""
+
+    def __init__(self, throttle: Throttle, uow: UnitOfWork, clock: Clock) -> None:
+        self.throttle, self._uow, self._clock = throttle, uow, clock
+
+    async def hit(self, rule: str, key: str, *, client: ClientInfo, user_id: UserId | None = None) -> None:
+        """Count an attempt against ``rule``. Raises: RateLimited."""
+        try:
+            await self.throttle.hit(rule, key)
+        except RateLimited as exc:
+            await self.reject(exc, key, client=client, user_id=user_id)
+
+    async def reject(
+        self, error: RateLimited, key: str, *, client: ClientInfo, user_id: UserId | None = None
+    ) -> NoReturn:
+        """Record (once per window) and raise ``error``."""
+        if await self.throttle.first_in_window(error.rule, key):
+            async with self._uow:
+                await self._uow.events.add(
+                    security_event(
+                        EventType.RATE_LIMITED, at=self._clock.now(), client=client, user_id=user_id, rule=error.rule
+                    )
+                )
+                await self._uow.commit()
+        raise error
+
+
+def client_key(client: ClientInfo) -> str:
+    return client.ip or "unknown"

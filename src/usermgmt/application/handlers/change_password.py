@@ -1,31 +1,50 @@
 from __future__ import annotations
 
 from usermgmt.application import commands
+from usermgmt.application.audit import security_event
 from usermgmt.application.errors import ConcurrentUpdate
-from usermgmt.application.handlers._shared import confirm_password, load_user
+from usermgmt.application.handlers._shared import Guard, confirm_password, load_user
 from usermgmt.application.ports import Clock, PasswordHasher, UnitOfWork
-from usermgmt.domain.password_policy import PasswordPolicy
+from usermgmt.application.screening import PasswordScreen
+from usermgmt.domain.events import EventType
 from usermgmt.domain.value_objects import PlainPassword
 
 
 class ChangePasswordHandler:
     """Replace the password after proving the current one; every other session of the user ends."""
 
-    def __init__(self, uow: UnitOfWork, hasher: PasswordHasher, policy: PasswordPolicy, clock: Clock) -> None:
-        self._uow, self._hasher, self._policy, self._clock = uow, hasher, policy, clock
+    def __init__(
+        self, uow: UnitOfWork, hasher: PasswordHasher, screen: PasswordScreen, clock: Clock, guard: Guard
+    ) -> None:
+        self._uow, self._hasher, self._screen, self._clock, self._guard = uow, hasher, screen, clock, guard
 
     async def __call__(self, cmd: commands.ChangePassword) -> int:
-        """Return how many other sessions were revoked. Raises: InvalidPassword, WeakPassword, ConcurrentUpdate."""
+        """Return how many other sessions were revoked.
+
+        Raises: RateLimited, InvalidPassword, WeakPassword, ConcurrentUpdate.
+        """
+        await self._guard.hit("password_changes_per_user", str(cmd.user_id), client=cmd.client, user_id=cmd.user_id)
         user = await confirm_password(self._uow, self._hasher, cmd.user_id, cmd.current_password)
         new_password = PlainPassword(cmd.new_password)
-        self._policy.check(new_password, email=user.email, username=user.username)
+        await self._screen.check(new_password, email=user.email, username=user.username, full_name=user.full_name)
         new_hash = await self._hasher.hash(new_password)
         async with self._uow:
             current = await load_user(self._uow, cmd.user_id)
             if current.password_hash != user.password_hash:  # changed since we verified it
                 raise ConcurrentUpdate()
-            current.change_password(new_hash, now=self._clock.now())
+            now = self._clock.now()
+            current.change_password(new_hash, now=now)
             await self._uow.users.update(current)
             revoked = await self._uow.sessions.delete_for_user(cmd.user_id, keep=cmd.session_id)
+            await self._uow.events.add(
+                security_event(
+                    EventType.PASSWORD_CHANGED,
+                    at=now,
+                    client=cmd.client,
+                    user_id=cmd.user_id,
+                    session_id=cmd.session_id,
+                    revoked_sessions=revoked,
+                )
+            )
             await self._uow.commit()
         return revoked

@@ -1,25 +1,36 @@
 from __future__ import annotations
 
 from usermgmt.application import commands
-from usermgmt.application.handlers._shared import confirm_password
+from usermgmt.application.audit import security_event
+from usermgmt.application.handlers._shared import Guard, confirm_password
 from usermgmt.application.ports import Clock, PasswordHasher, UnitOfWork
 from usermgmt.application.results import DeletionReceipt, Erased
+from usermgmt.domain.events import EventType
 
 
 class DeleteAccountHandler:
-    """Erase the account and every row that names it, in one transaction, after proving the password."""
+    """Erase the account and every row that names it, in one transaction, after proving the password.
 
-    def __init__(self, uow: UnitOfWork, hasher: PasswordHasher, clock: Clock) -> None:
-        self._uow, self._hasher, self._clock = uow, hasher, clock
+    The account's own security history goes too; what stays is an anonymous count of deletions, and the
+    ``account_deleted`` line in the operator's log.
+    """
+
+    def __init__(self, uow: UnitOfWork, hasher: PasswordHasher, clock: Clock, guard: Guard) -> None:
+        self._uow, self._hasher, self._clock, self._guard = uow, hasher, clock, guard
 
     async def __call__(self, cmd: commands.DeleteAccount) -> DeletionReceipt:
-        """Raises: InvalidPassword."""
+        """Raises: RateLimited, InvalidPassword."""
+        await self._guard.hit("deletions_per_user", str(cmd.user_id), client=cmd.client, user_id=cmd.user_id)
         await confirm_password(self._uow, self._hasher, cmd.user_id, cmd.password)
+        now = self._clock.now()
         async with self._uow:
             counts = await self._uow.users.erase(cmd.user_id)
+            await self._uow.events.add(
+                security_event(EventType.ACCOUNT_DELETED, at=now, client=cmd.client, user_id=cmd.user_id)
+            )
             await self._uow.commit()
         return DeletionReceipt(
             user_id=cmd.user_id,
-            deleted_at=self._clock.now(),
+            deleted_at=now,
             erased=tuple(Erased(what=what, count=count) for what, count in counts.items()),
         )

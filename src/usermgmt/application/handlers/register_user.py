@@ -1,10 +1,13 @@
 from __future__ import annotations
 
 from usermgmt.application import commands
+from usermgmt.application.audit import security_event
 from usermgmt.application.errors import EmailTaken, UsernameTaken
+from usermgmt.application.handlers._shared import Guard, client_key
 from usermgmt.application.ports import Clock, IdGenerator, PasswordHasher, UnitOfWork
+from usermgmt.application.screening import PasswordScreen
+from usermgmt.domain.events import EventType
 from usermgmt.domain.model import User
-from usermgmt.domain.password_policy import PasswordPolicy
 from usermgmt.domain.value_objects import Email, FullName, PlainPassword, Username
 
 
@@ -12,16 +15,26 @@ class RegisterUserHandler:
     """Create an active, unverified account; the email (and username) stay unique even under concurrent sign-ups."""
 
     def __init__(
-        self, uow: UnitOfWork, hasher: PasswordHasher, policy: PasswordPolicy, clock: Clock, ids: IdGenerator
+        self,
+        uow: UnitOfWork,
+        hasher: PasswordHasher,
+        screen: PasswordScreen,
+        clock: Clock,
+        ids: IdGenerator,
+        guard: Guard,
     ) -> None:
-        self._uow, self._hasher, self._policy, self._clock, self._ids = uow, hasher, policy, clock, ids
+        self._uow, self._hasher, self._screen, self._clock, self._ids = uow, hasher, screen, clock, ids
+        self._guard = guard
 
     async def __call__(self, cmd: commands.RegisterUser) -> User:
+        """Raises: RateLimited, InvalidEmail, InvalidUsername, InvalidFullName, WeakPassword, EmailTaken,
+        UsernameTaken."""
+        await self._guard.hit("registrations_per_ip", client_key(cmd.client), client=cmd.client)
         email = Email(cmd.email)
         username = Username(cmd.username) if cmd.username is not None else None
         full_name = FullName(cmd.full_name) if cmd.full_name is not None else None
         password = PlainPassword(cmd.password)
-        self._policy.check(password, email=email, username=username)
+        await self._screen.check(password, email=email, username=username, full_name=full_name)
 
         async with self._uow:  # a cheap early answer; the unique constraints are what guarantee it
             if await self._uow.users.get_by_email(email) is not None:
@@ -30,15 +43,17 @@ class RegisterUserHandler:
                 raise UsernameTaken()
 
         password_hash = await self._hasher.hash(password)
+        now = self._clock.now()
         user = User.register(
             id=self._ids.new_user_id(),
             email=email,
             username=username,
             full_name=full_name,
             password_hash=password_hash,
-            now=self._clock.now(),
+            now=now,
         )
         async with self._uow:
             await self._uow.users.add(user)
+            await self._uow.events.add(security_event(EventType.REGISTERED, at=now, client=cmd.client, user_id=user.id))
             await self._uow.commit()
         return user

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 from usermgmt.application import commands
+from usermgmt.application.audit import security_event
 from usermgmt.application.errors import SessionNotFound
 from usermgmt.application.ports import Clock, UnitOfWork
-from usermgmt.application.results import SessionView
+from usermgmt.application.results import EventPage, SessionView
+from usermgmt.domain.events import EventType
 
 
 class ListSessionsHandler:
@@ -24,12 +26,37 @@ class ListSessionsHandler:
 class RevokeSessionHandler:
     """End one of the caller's own sessions (possibly the current one)."""
 
-    def __init__(self, uow: UnitOfWork) -> None:
-        self._uow = uow
+    def __init__(self, uow: UnitOfWork, clock: Clock) -> None:
+        self._uow, self._clock = uow, clock
 
     async def __call__(self, cmd: commands.RevokeSession) -> None:
         """Raises: SessionNotFound (also for another user's session)."""
         async with self._uow:
             if not await self._uow.sessions.delete(cmd.session_id, user_id=cmd.user_id):
                 raise SessionNotFound()
+            await self._uow.events.add(
+                security_event(
+                    EventType.SESSION_REVOKED,
+                    at=self._clock.now(),
+                    client=cmd.client,
+                    user_id=cmd.user_id,
+                    session_id=cmd.session_id,
+                )
+            )
             await self._uow.commit()
+
+
+class ListEventsHandler:
+    """The caller's security history, newest first, a page at a time."""
+
+    MAX_LIMIT = 100
+
+    def __init__(self, uow: UnitOfWork) -> None:
+        self._uow = uow
+
+    async def __call__(self, cmd: commands.ListEvents) -> EventPage:
+        limit = max(1, min(cmd.limit, self.MAX_LIMIT))
+        async with self._uow:
+            events = await self._uow.events.list_for_user(cmd.user_id, limit=limit + 1, before=cmd.before)
+        page = list(events[:limit])
+        return EventPage(items=page, next_before=page[-1].id if len(events) > limit else None)

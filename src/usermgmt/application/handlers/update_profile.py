@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 from usermgmt.application import commands
+from usermgmt.application.audit import security_event
 from usermgmt.application.handlers._shared import load_user
 from usermgmt.application.ports import Clock, UnitOfWork
+from usermgmt.domain.events import EventType
 from usermgmt.domain.model import User
 from usermgmt.domain.value_objects import Email, FullName, Username
 
@@ -20,8 +22,9 @@ class UpdateProfileHandler:
         full_name = FullName(cmd.full_name) if cmd.full_name is not None else None
         async with self._uow:
             user = await load_user(self._uow, cmd.user_id)
+            now = self._clock.now()
             changed = user.update_profile(
-                now=self._clock.now(),
+                now=now,
                 email=email,
                 username=username,
                 full_name=full_name,
@@ -30,5 +33,10 @@ class UpdateProfileHandler:
             )
             if changed:
                 await self._uow.users.update(user)
+                await self._uow.events.add(
+                    security_event(
+                        EventType.PROFILE_UPDATED, at=now, client=cmd.client, user_id=user.id, fields=changed
+                    )
+                )
                 await self._uow.commit()
         return user

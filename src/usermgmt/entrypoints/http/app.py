@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from ipaddress import ip_network
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -12,7 +13,7 @@ import usermgmt
 from usermgmt.container import Container, build_container
 from usermgmt.entrypoints.http.dependencies import LOGIN_PATH
 from usermgmt.entrypoints.http.errors import install_error_handlers
-from usermgmt.entrypoints.http.middleware import RequestGuardMiddleware
+from usermgmt.entrypoints.http.middleware import RequestContextMiddleware, RequestGuardMiddleware
 from usermgmt.entrypoints.http.routers import auth, meta, users
 
 
@@ -24,9 +25,13 @@ def create_app(container: Container | None = None) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         container.access_tokens()  # load (or generate) the signing keys now: a bad key stops the start
         container.hasher()
+        container.password_policy()  # reads the common-password lists once
         yield
         await container.engine().dispose()
         container.hasher().close()
+        breached = container.breached_passwords()
+        if breached is not None:
+            await breached.aclose()
 
     app = FastAPI(
         title="usermgmt",
@@ -35,6 +40,7 @@ def create_app(container: Container | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.container = container
+    app.state.trusted_proxies = [ip_network(item, strict=False) for item in settings.trusted_proxies]
     install_error_handlers(app)
     app.include_router(auth.router)
     app.include_router(users.router)
@@ -46,6 +52,10 @@ def create_app(container: Container | None = None) -> FastAPI:
             allow_origins=settings.cors_origins,
             allow_credentials=True,
             allow_methods=["GET", "POST", "PATCH", "DELETE"],
-            allow_headers=["Authorization", "Content-Type"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+            expose_headers=["X-Request-ID", "Retry-After", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"],
         )
+    app.add_middleware(
+        RequestContextMiddleware, trusted_hosts=settings.trusted_hosts, hsts_max_age=settings.hsts_max_age
+    )
     return app

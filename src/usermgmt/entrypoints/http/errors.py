@@ -19,6 +19,7 @@ from usermgmt.application.errors import (
     InvalidCredentials,
     InvalidPassword,
     InvalidRefreshToken,
+    RateLimited,
     ServiceUnavailable,
     SessionNotFound,
     UsernameTaken,
@@ -53,6 +54,7 @@ ERROR_STATUS: Final[Mapping[type[DomainError], int]] = {
     InvalidPassword: 403,
     UserInactive: 403,
     SessionNotFound: 404,
+    RateLimited: 429,
     ServiceUnavailable: 503,
 }
 
@@ -96,6 +98,11 @@ async def handle_domain_error(_: Request, error: Exception) -> JSONResponse:
         headers["WWW-Authenticate"] = (
             'Bearer error="invalid_token"' if isinstance(error, InvalidAccessToken) else "Bearer"
         )
+    if isinstance(error, RateLimited):
+        headers["Retry-After"] = str(error.retry_after)
+        headers["RateLimit-Limit"] = str(error.limit)
+        headers["RateLimit-Remaining"] = "0"
+        headers["RateLimit-Reset"] = str(error.retry_after)
     if status == 503:
         headers["Retry-After"] = "5"
         logger.warning("service unavailable: %r", error.__cause__)

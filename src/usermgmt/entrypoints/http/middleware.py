@@ -1,14 +1,25 @@
-"""Pure-ASGI guards in front of the routes: body size, content type, and no caching of API answers."""
+"""Pure-ASGI layers in front of the routes: request id, access log, security headers, allowed hosts; then
+body size, content type, and no caching of API answers."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Collection
+import logging
+import re
+import time
+import uuid
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from usermgmt.entrypoints.http.errors import PROBLEM_JSON
+from usermgmt.entrypoints.logging import request_id_var
+
+access_logger = logging.getLogger("usermgmt.access")
+REQUEST_ID_HEADER = "x-request-id"
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_DOCS_PATHS = ("/docs", "/redoc")
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 JSON_TYPES = frozenset({"application/json"})
@@ -116,6 +127,80 @@ class RequestGuardMiddleware:
             await send(message)
 
         return send_no_store
+
+
+class RequestContextMiddleware:
+    """Outermost layer: a request id (taken from ``X-Request-ID`` when well-formed, else new) for logs and the
+    response; security headers on every response; the Host allow-list; one access-log line per request."""
+
+    def __init__(self, app: ASGIApp, *, trusted_hosts: Sequence[str] = ("*",), hsts_max_age: int = 0) -> None:
+        self.app = app
+        self.any_host = "*" in trusted_hosts
+        self.hosts = [h.lower() for h in trusted_hosts if h != "*"]
+        self.hsts = f"max-age={hsts_max_age}; includeSubDomains".encode() if hsts_max_age else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = _headers(scope)
+        given = headers.get(REQUEST_ID_HEADER, "")
+        request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        status = 500
+        extra = self._extra_headers(scope["path"], request_id)
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                names = {name.lower() for name, _ in message.get("headers", [])}
+                added = [(name, value) for name, value in extra if name not in names]
+                message = {**message, "headers": [*message.get("headers", []), *added]}
+            await send(message)
+
+        try:
+            if not self._host_allowed(headers.get("host", "")):
+                await _send_problem(send_with_headers, 400, "invalid_host", "Bad Request", "Unknown Host header.")
+            else:
+                await self.app(scope, receive, send_with_headers)
+        finally:
+            access_logger.info(
+                "%s %s %s",
+                scope["method"],
+                scope["path"],
+                status,
+                extra={
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "status": status,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    "client_ip": scope["client"][0] if scope.get("client") else None,
+                },
+            )
+            request_id_var.reset(token)
+
+    def _host_allowed(self, host: str) -> bool:
+        if self.any_host:
+            return True
+        name = host.rsplit(":", 1)[0].lower() if not host.endswith("]") else host.lower()
+        return any(name == h or (h.startswith("*.") and name.endswith(h[1:])) for h in self.hosts)
+
+    def _extra_headers(self, path: str, request_id: str) -> list[tuple[bytes, bytes]]:
+        docs = path.startswith(_DOCS_PATHS)  # Swagger UI and ReDoc load their scripts and styles from a CDN
+        csp = b"frame-ancestors 'none'" if docs else b"default-src 'none'; frame-ancestors 'none'"
+        extra = [
+            (REQUEST_ID_HEADER.encode(), request_id.encode()),
+            (b"x-content-type-options", b"nosniff"),
+            (b"referrer-policy", b"no-referrer"),
+            (b"x-frame-options", b"DENY"),
+            (b"content-security-policy", csp),
+            (b"cross-origin-opener-policy", b"same-origin"),
+        ]
+        if self.hsts:
+            extra.append((b"strict-transport-security", self.hsts))
+        return extra
 
 
 def _headers(scope: Scope) -> dict[str, str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -98,6 +98,21 @@ class DeletionReceiptOut(BaseModel):
     user_id: UUID
     deleted_at: datetime
     erased: list[ErasedOut]
+
+
+class EventOut(BaseModel):
+    id: str
+    type: str
+    at: datetime
+    ip: str | None
+    user_agent: str | None
+    session_id: UUID | None
+    details: dict[str, Any]
+
+
+class EventPageOut(BaseModel):
+    items: list[EventOut]
+    next_cursor: str | None = Field(description="Pass as ?cursor= for the next (older) page; null at the end.")
 
 
 class FieldError(BaseModel):

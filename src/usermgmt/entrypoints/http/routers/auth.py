@@ -21,13 +21,17 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
     "/register",
     status_code=status.HTTP_201_CREATED,
     response_model=UserOut,
-    responses=responses(400, 409, 413, 415, 422, 503),
+    responses=responses(400, 409, 413, 415, 422, 429, 503),
 )
-async def register(body: RegisterIn, response: Response, handler: deps.RegisterUser) -> UserOut:
+async def register(body: RegisterIn, response: Response, handler: deps.RegisterUser, client: deps.Client) -> UserOut:
     """Create an account. The email (and username, if given) must be free; the password must meet the policy."""
     user = await handler(
         commands.RegisterUser(
-            email=body.email, password=body.password, username=body.username, full_name=body.full_name
+            email=body.email,
+            password=body.password,
+            username=body.username,
+            full_name=body.full_name,
+            client=client,
         )
     )
     response.headers["Location"] = "/api/v1/users/me"
@@ -72,7 +76,7 @@ async def _login_body(request: Request) -> LoginIn:
     "/login",
     response_model=TokenPairOut,
     openapi_extra=LOGIN_BODY,
-    responses=responses(400, 401, 403, 413, 415, 422, 503),
+    responses=responses(400, 401, 403, 413, 415, 422, 429, 503),
 )
 async def login(request: Request, response: Response, handler: deps.Login, client: deps.Client) -> TokenPairOut:
     """Exchange an email-or-username and password for an access token and a refresh token.
@@ -85,7 +89,7 @@ async def login(request: Request, response: Response, handler: deps.Login, clien
     return token_pair_out(pair)
 
 
-@router.post("/refresh", response_model=TokenPairOut, responses=responses(400, 401, 413, 415, 422, 503))
+@router.post("/refresh", response_model=TokenPairOut, responses=responses(400, 401, 413, 415, 422, 429, 503))
 async def refresh(
     body: RefreshIn, response: Response, handler: deps.RefreshSession, client: deps.Client
 ) -> TokenPairOut:
@@ -96,7 +100,7 @@ async def refresh(
 
 
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, responses=responses(401, 503))
-async def logout(principal: deps.CurrentPrincipal, handler: deps.Logout) -> Response:
+async def logout(principal: deps.CurrentPrincipal, handler: deps.Logout, client: deps.Client) -> Response:
     """End this session: its refresh token and access tokens stop working."""
-    await handler(commands.Logout(user_id=principal.user.id, session_id=principal.session_id))
+    await handler(commands.Logout(user_id=principal.user.id, session_id=principal.session_id, client=client))
     return Response(status_code=status.HTTP_204_NO_CONTENT)

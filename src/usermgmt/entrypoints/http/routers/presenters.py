@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-from usermgmt.application.results import DeletionReceipt, SessionView, TokenPair
+from usermgmt.application.results import DeletionReceipt, EventPage, SessionView, TokenPair
 from usermgmt.domain.model import User
-from usermgmt.entrypoints.http.schemas import DeletionReceiptOut, ErasedOut, SessionOut, TokenPairOut, UserOut
+from usermgmt.entrypoints.http.schemas import (
+    DeletionReceiptOut,
+    ErasedOut,
+    EventOut,
+    EventPageOut,
+    SessionOut,
+    TokenPairOut,
+    UserOut,
+)
 
 
 def user_out(user: User) -> UserOut:
@@ -46,4 +54,22 @@ def receipt_out(receipt: DeletionReceipt) -> DeletionReceiptOut:
         user_id=receipt.user_id,
         deleted_at=receipt.deleted_at,
         erased=[ErasedOut(what=e.what, count=e.count) for e in receipt.erased],
+    )
+
+
+def event_page_out(page: EventPage) -> EventPageOut:
+    return EventPageOut(
+        items=[
+            EventOut(
+                id=str(stored.id),
+                type=stored.event.type.value,
+                at=stored.event.at,
+                ip=stored.event.ip,
+                user_agent=stored.event.user_agent,
+                session_id=stored.event.session_id,
+                details=stored.event.public_details(),
+            )
+            for stored in page.items
+        ],
+        next_cursor=str(page.next_before) if page.next_before is not None else None,
     )

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Query, Response, status
 
 from usermgmt.application import commands
 from usermgmt.domain.value_objects import SessionId
 from usermgmt.entrypoints.http import dependencies as deps
 from usermgmt.entrypoints.http.errors import responses
-from usermgmt.entrypoints.http.routers.presenters import receipt_out, session_out, user_out
+from usermgmt.entrypoints.http.routers.presenters import event_page_out, receipt_out, session_out, user_out
 from usermgmt.entrypoints.http.schemas import (
     ChangePasswordIn,
     DeleteAccountIn,
     DeletionReceiptOut,
+    EventPageOut,
     ProfilePatch,
     SessionOut,
     UserOut,
@@ -30,7 +32,9 @@ async def get_me(principal: deps.CurrentPrincipal) -> UserOut:
 
 
 @router.patch("", response_model=UserOut, responses=responses(400, 401, 409, 413, 415, 422, 503))
-async def update_me(body: ProfilePatch, principal: deps.CurrentPrincipal, handler: deps.UpdateProfile) -> UserOut:
+async def update_me(
+    body: ProfilePatch, principal: deps.CurrentPrincipal, handler: deps.UpdateProfile, client: deps.Client
+) -> UserOut:
     """Change any of email, username and full name; ``null`` removes username or full name."""
     given = body.model_fields_set
     user = await handler(
@@ -40,16 +44,19 @@ async def update_me(body: ProfilePatch, principal: deps.CurrentPrincipal, handle
             username=body.username,
             full_name=body.full_name,
             clear=frozenset(f for f in ("username", "full_name") if f in given and getattr(body, f) is None),
+            client=client,
         )
     )
     return user_out(user)
 
 
 @router.post(
-    "/password", status_code=status.HTTP_204_NO_CONTENT, responses=responses(400, 401, 403, 409, 413, 415, 422, 503)
+    "/password",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=responses(400, 401, 403, 409, 413, 415, 422, 429, 503),
 )
 async def change_password(
-    body: ChangePasswordIn, principal: deps.CurrentPrincipal, handler: deps.ChangePassword
+    body: ChangePasswordIn, principal: deps.CurrentPrincipal, handler: deps.ChangePassword, client: deps.Client
 ) -> Response:
     """Change the password; every other session of the user is revoked, this one stays."""
     await handler(
@@ -58,17 +65,18 @@ async def change_password(
             session_id=principal.session_id,
             current_password=body.current_password,
             new_password=body.new_password,
+            client=client,
         )
     )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.delete("", response_model=DeletionReceiptOut, responses=responses(400, 401, 403, 413, 415, 422, 503))
+@router.delete("", response_model=DeletionReceiptOut, responses=responses(400, 401, 403, 413, 415, 422, 429, 503))
 async def delete_me(
-    body: DeleteAccountIn, principal: deps.CurrentPrincipal, handler: deps.DeleteAccount
+    body: DeleteAccountIn, principal: deps.CurrentPrincipal, handler: deps.DeleteAccount, client: deps.Client
 ) -> DeletionReceiptOut:
     """Erase the account and everything that names it. The answer is a receipt of what was erased."""
-    receipt = await handler(commands.DeleteAccount(user_id=principal.user.id, password=body.password))
+    receipt = await handler(commands.DeleteAccount(user_id=principal.user.id, password=body.password, client=client))
     return receipt_out(receipt)
 
 
@@ -82,7 +90,25 @@ async def list_sessions(principal: deps.CurrentPrincipal, handler: deps.ListSess
 @router.delete(
     "/sessions/{session_id}", status_code=status.HTTP_204_NO_CONTENT, responses=responses(401, 404, 422, 503)
 )
-async def revoke_session(session_id: UUID, principal: deps.CurrentPrincipal, handler: deps.RevokeSession) -> Response:
+async def revoke_session(
+    session_id: UUID, principal: deps.CurrentPrincipal, handler: deps.RevokeSession, client: deps.Client
+) -> Response:
     """End one of the caller's sessions."""
-    await handler(commands.RevokeSession(user_id=principal.user.id, session_id=SessionId(session_id)))
+    await handler(commands.RevokeSession(user_id=principal.user.id, session_id=SessionId(session_id), client=client))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/events", response_model=EventPageOut, responses=responses(401, 422, 503))
+async def list_events(
+    principal: deps.CurrentPrincipal,
+    handler: deps.ListEvents,
+    limit: Annotated[int, Query(ge=1, le=100, description="Page size.")] = 20,
+    cursor: Annotated[
+        str | None, Query(max_length=32, pattern=r"^[0-9]{1,19}$", description="From next_cursor.")
+    ] = None,
+) -> EventPageOut:
+    """The caller's security history, newest first: where and when the account was used and changed."""
+    page = await handler(
+        commands.ListEvents(user_id=principal.user.id, limit=limit, before=int(cursor) if cursor else None)
+    )
+    return event_page_out(page)

@@ -1,0 +1,28 @@
+"""Security events as structured log lines (logger ``usermgmt.audit``), emitted once their transaction commits."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from usermgmt.domain.events import SecurityEvent
+
+audit_logger = logging.getLogger("usermgmt.audit")
+
+
+def event_fields(event: SecurityEvent) -> dict[str, Any]:
+    return {
+        "event": event.type.value,
+        "at": event.at.isoformat(),
+        "user_id": str(event.user_id) if event.user_id else None,
+        "session_id": str(event.session_id) if event.session_id else None,
+        "client_ip": event.ip,
+        "user_agent": event.user_agent,
+        "request_id": event.request_id,
+        "details": dict(event.details),
+    }
+
+
+def log_events(events: list[SecurityEvent]) -> None:
+    for event in events:
+        audit_logger.info("security event %s", event.type.value, extra={"audit": event_fields(event)})

@@ -1,0 +1,59 @@
+"""Security events: what happened to an account, when, and from where. Recorded for the audit trail."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from usermgmt.domain.value_objects import SessionId, UserId
+
+
+class EventType(StrEnum):
+    REGISTERED = "registered"
+    LOGIN_SUCCEEDED = "login_succeeded"
+    LOGIN_FAILED = "login_failed"
+    TOKEN_REFRESHED = "token_refreshed"  # noqa: S105 - an event name
+    REFRESH_REUSE_DETECTED = "refresh_reuse_detected"
+    LOGGED_OUT = "logged_out"
+    SESSION_REVOKED = "session_revoked"
+    PASSWORD_CHANGED = "password_changed"  # noqa: S105 - an event name
+    PROFILE_UPDATED = "profile_updated"
+    ACCOUNT_DELETED = "account_deleted"
+    RATE_LIMITED = "rate_limited"
+
+
+# Detail keys kept for operators only: never shown to the account's owner through the API.
+INTERNAL_DETAILS = frozenset({"reason"})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SecurityEvent:
+    type: EventType
+    at: datetime
+    user_id: UserId | None = None
+    session_id: SessionId | None = None
+    ip: str | None = None
+    user_agent: str | None = None
+    request_id: str | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    def public_details(self) -> dict[str, Any]:
+        return {k: v for k, v in self.details.items() if k not in INTERNAL_DETAILS}
+
+    def stored_form(self) -> SecurityEvent:
+        """What the audit table keeps. A deletion is kept only as an anonymous mark (so deletions can be counted):
+        the account's erasure must not leave a row that names it."""
+        if self.type is not EventType.ACCOUNT_DELETED:
+            return self
+        return SecurityEvent(type=self.type, at=self.at)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """An event as read back: with the position the store gave it (newest = highest)."""
+
+    id: int
+    event: SecurityEvent
