@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     database_max_overflow: int = Field(10, ge=0, le=200)
     database_pool_timeout: float = Field(5.0, gt=0, description="Seconds to wait for a pooled connection.")
     database_connect_timeout: float = Field(3.0, gt=0, description="Seconds to wait for a new connection.")
+    database_command_timeout: float = Field(
+        10.0, gt=0, description="Seconds a query may take before the request fails with 503 (a hung database)."
+    )
     database_statement_cache_size: int = Field(
         100, ge=0, description="asyncpg prepared-statement cache; 0 behind PgBouncer in transaction mode."
     )

@@ -218,9 +218,7 @@ async def test_delete_account_erases_everything_and_frees_the_email(
         assert (await connection.execute(text("SELECT count(*) FROM retired_refresh_tokens"))).scalar_one() == 0
         assert (await connection.execute(text("SELECT count(*) FROM users"))).scalar_one() == 1
         # What stays: one anonymous mark per deletion, for counting; no id, address or agent.
-        marks = (
-            await connection.execute(text("SELECT * FROM security_events WHERE type = 'account_deleted'"))
-        ).all()
+        marks = (await connection.execute(text("SELECT * FROM security_events WHERE type = 'account_deleted'"))).all()
         assert len(marks) == 1
         assert (marks[0].user_id, marks[0].session_id, marks[0].ip, marks[0].user_agent) == (None, None, None, None)
     assert_problem(await client.get(ME, headers=account.auth), 401, "invalid_token")

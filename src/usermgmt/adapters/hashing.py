@@ -13,7 +13,8 @@ from usermgmt.domain.value_objects import PasswordHash, PlainPassword
 
 T = TypeVar("T")
 
-MIN_ROUNDS = 4  # bcrypt's own floor; production settings refuse anything under 10
+MIN_ROUNDS = 4
+BCRYPT_MAX_BYTES = 72  # bcrypt's own floor; production settings refuse anything under 10
 
 
 class PasslibPasswordHasher:
@@ -46,12 +47,21 @@ class PasslibPasswordHasher:
         self, password: PlainPassword, password_hash: PasswordHash
     ) -> tuple[bool, PasswordHash | None]:
         try:
-            matches, new_hash = await self._run(
-                partial(self._context.verify_and_update, password.value, password_hash.value)
-            )
+            matches, new_hash = await self._run(partial(self._verify_and_update, password.value, password_hash.value))
         except (ValueError, TypeError):  # an unrecognised or corrupt stored hash never verifies
             return False, None
         return bool(matches), PasswordHash(new_hash) if new_hash else None
+
+    def _verify_and_update(self, secret: str, stored: str) -> tuple[bool, str | None]:
+        encoded = secret.encode("utf-8")
+        if len(encoded) > BCRYPT_MAX_BYTES and self._context.identify(stored) == "bcrypt":
+            # A plain bcrypt hash from elsewhere only ever saw the first 72 bytes (bcrypt >= 5 refuses more).
+            # Check what it saw; on success store the whole password under bcrypt_sha256 from now on.
+            if not self._context.verify(encoded[:BCRYPT_MAX_BYTES], stored):
+                return False, None
+            return True, self._context.hash(secret)
+        matches, new_hash = self._context.verify_and_update(secret, stored)
+        return bool(matches), new_hash
 
     async def _run(self, call: partial[T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, call)

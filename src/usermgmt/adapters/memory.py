@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import Self
 from uuid import UUID
 
+from usermgmt.adapters.audit_log import log_events
 from usermgmt.application.errors import ConcurrentUpdate, EmailTaken, InvalidAccessToken, UsernameTaken
 from usermgmt.application.ports import AccessClaims, IssuedToken, Rate, RateStatus, UnitOfWork
 from usermgmt.domain.events import SecurityEvent, StoredEvent
@@ -37,9 +38,13 @@ class MemoryStore:
 
 
 class InMemoryUserRepository:
-    def __init__(self, store: MemoryStore) -> None:
+    def __init__(self, store: MemoryStore, committed: MemoryStore | None = None) -> None:
         self._store = store
-        self._loaded: dict[UserId, int] = {}
+        self._committed = committed or store  # what other units of work have committed meanwhile
+        self.base: dict[UserId, int] = {}  # the version each user had when this unit of work first read it
+        self.loaded: dict[UserId, int] = {}  # the version this unit of work expects to overwrite next
+        self.touched: set[UserId] = set()
+        self.updated: set[UserId] = set()  # written back after a read: the commit checks their version
 
     async def get(self, user_id: UserId) -> User | None:
         return self._load(self._store.users.get(user_id))
@@ -53,16 +58,22 @@ class InMemoryUserRepository:
         return self._load(next(found, None))
 
     async def add(self, user: User) -> None:
-        self._check_unique(user)
+        check_unique(self._store, user)
         self._store.users[user.id] = copy.deepcopy(user)
-        self._store.versions[user.id] = self._loaded[user.id] = 1
+        self._store.versions[user.id] = self.loaded[user.id] = 1
+        self.touched.add(user.id)
 
     async def update(self, user: User) -> None:
-        if self._store.versions.get(user.id) != self._loaded.get(user.id):
+        if self._store.versions.get(user.id) != self.loaded.get(user.id):
             raise ConcurrentUpdate()
-        self._check_unique(user)
+        if user.id in self.base and self._committed.versions.get(user.id) != self.base[user.id]:
+            raise ConcurrentUpdate()  # as the database's UPDATE ... WHERE version = n would find no row
+        check_unique(self._store, user)
         self._store.users[user.id] = copy.deepcopy(user)
-        self._store.versions[user.id] = self._loaded[user.id] = self._loaded[user.id] + 1
+        self._store.versions[user.id] = self.loaded[user.id] = self.loaded[user.id] + 1
+        self.touched.add(user.id)
+        if user.id in self.base:
+            self.updated.add(user.id)
 
     async def erase(self, user_id: UserId) -> Mapping[str, int]:
         doomed = {sid for sid, s in self._store.sessions.items() if s.user_id == user_id}
@@ -75,6 +86,7 @@ class InMemoryUserRepository:
         self._store.events = [e for e in self._store.events if e.event.user_id != user_id]
         removed = self._store.users.pop(user_id, None)
         self._store.versions.pop(user_id, None)
+        self.touched.add(user_id)
         return {
             "user": int(removed is not None),
             "sessions": len(doomed),
@@ -85,27 +97,35 @@ class InMemoryUserRepository:
     def _load(self, user: User | None) -> User | None:
         if user is None:
             return None
-        self._loaded[user.id] = self._store.versions[user.id]
+        self.base.setdefault(user.id, self._store.versions[user.id])
+        self.loaded.setdefault(user.id, self._store.versions[user.id])
         return copy.deepcopy(user)
 
-    def _check_unique(self, user: User) -> None:
-        for other in self._store.users.values():
-            if other.id == user.id:
-                continue
-            if other.email.canonical == user.email.canonical:
-                raise EmailTaken()
-            if user.username and other.username and other.username.canonical == user.username.canonical:
-                raise UsernameTaken()
+
+def check_unique(store: MemoryStore, user: User) -> None:
+    """What the database's unique constraints guarantee."""
+    for other in store.users.values():
+        if other.id == user.id:
+            continue
+        if other.email.canonical == user.email.canonical:
+            raise EmailTaken()
+        if user.username and other.username and other.username.canonical == user.username.canonical:
+            raise UsernameTaken()
 
 
 class InMemorySessionRepository:
     def __init__(self, store: MemoryStore) -> None:
         self._store = store
+        self.touched: set[SessionId] = set()
+        self.added: set[SessionId] = set()
+        self.rotated: dict[SessionId, RefreshTokenHash] = {}  # committed session -> the hash it held when rotated
 
     async def add(self, session: Session) -> None:
         if session.user_id not in self._store.users:
             raise ConcurrentUpdate()  # the database's foreign key would refuse it
         self._store.sessions[session.id] = copy.deepcopy(session)
+        self.touched.add(session.id)
+        self.added.add(session.id)
 
     async def get(self, session_id: SessionId) -> Session | None:
         return copy.deepcopy(self._store.sessions.get(session_id))
@@ -127,6 +147,9 @@ class InMemorySessionRepository:
             raise ConcurrentUpdate()
         self._store.sessions[session.id] = copy.deepcopy(session)
         self._store.retired[retired.value] = session.id
+        self.touched.add(session.id)
+        if session.id not in self.added:
+            self.rotated.setdefault(session.id, retired)
 
     async def delete(self, session_id: SessionId, *, user_id: UserId | None = None) -> bool:
         session = self._store.sessions.get(session_id)
@@ -145,6 +168,7 @@ class InMemorySessionRepository:
         del self._store.sessions[session_id]
         for token_hash in [h for h, sid in self._store.retired.items() if sid == session_id]:
             del self._store.retired[token_hash]
+        self.touched.add(session_id)
 
 
 class InMemoryEventRepository:
@@ -163,7 +187,10 @@ class InMemoryEventRepository:
 
 
 class InMemoryUnitOfWork(UnitOfWork):
-    """Works on a copy of the store; ``commit`` publishes the copy, anything else throws it away."""
+    """Works on a private copy of the store. ``commit`` merges what this unit of work touched into the shared
+    store, after the checks a database would make at that moment (stale versions, lost rotations, uniqueness),
+    so overlapping units of work behave as two transactions would; anything else throws the copy away.
+    """
 
     users: InMemoryUserRepository
     sessions: InMemorySessionRepository
@@ -176,20 +203,55 @@ class InMemoryUnitOfWork(UnitOfWork):
         self._working: MemoryStore | None = None
 
     async def __aenter__(self) -> Self:
-        self._working = copy.deepcopy(self.store)
-        self.users = InMemoryUserRepository(self._working)
-        self.sessions = InMemorySessionRepository(self._working)
-        self.events = InMemoryEventRepository(self._working)
+        self._begin()
         return self
 
-    async def commit(self) -> None:
-        if self._working is None:
-            raise RuntimeError("commit() outside 'async with'")
-        self.store.users, self.store.versions = self._working.users, self._working.versions
-        self.store.sessions, self.store.retired = self._working.sessions, self._working.retired
+    def _begin(self) -> None:
         self._working = copy.deepcopy(self.store)
-        self.users._store = self.sessions._store = self._working
+        self.users = InMemoryUserRepository(self._working, committed=self.store)
+        self.sessions = InMemorySessionRepository(self._working)
+        self.events = InMemoryEventRepository(self._working)
+
+    async def commit(self) -> None:
+        working = self._working
+        if working is None:
+            raise RuntimeError("commit() outside 'async with'")
+        store, users, sessions = self.store, self.users, self.sessions
+        for user_id in users.updated:  # check everything first: a failed commit changes nothing
+            if store.versions.get(user_id) != users.base.get(user_id):
+                raise ConcurrentUpdate()
+        for user_id in users.touched:
+            if user_id in working.users:
+                check_unique(store, working.users[user_id])
+        for session_id, retired in sessions.rotated.items():
+            current = store.sessions.get(session_id)
+            if current is None or current.refresh_token_hash != retired:
+                raise ConcurrentUpdate()
+
+        for user_id in users.touched:
+            if user_id in working.users:
+                store.users[user_id], store.versions[user_id] = working.users[user_id], working.versions[user_id]
+            else:  # erased, with every row that names the user
+                store.users.pop(user_id, None)
+                store.versions.pop(user_id, None)
+                store.events = [e for e in store.events if e.event.user_id != user_id]
+                store.sessions = {sid: s for sid, s in store.sessions.items() if s.user_id != user_id}
+        for session_id in sessions.touched:
+            if session_id in working.sessions:
+                store.sessions[session_id] = working.sessions[session_id]
+            else:
+                store.sessions.pop(session_id, None)
+        store.retired = {h: sid for h, sid in store.retired.items() if sid in store.sessions}
+        store.retired |= {h: sid for h, sid in working.retired.items() if sid in store.sessions}
+        for event in self.events.pending:
+            position = (store.events[-1].id if store.events else 0) + 1
+            store.events.append(StoredEvent(id=position, event=event.stored_form()))
+
+        committed = self.events.pending
+        self.logged.extend(committed)
+        log_events(committed)
         self.commits += 1
+        self._begin()
 
     async def rollback(self) -> None:
         self._working = None

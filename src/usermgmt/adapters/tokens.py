@@ -62,7 +62,8 @@ class JoseAccessTokenService:
             raise InvalidAccessToken() from None
         if set(header) - ALLOWED_HEADERS or header.get("alg") != ALGORITHM:
             raise InvalidAccessToken()
-        verifier = self._verifiers.get(header.get("kid"))
+        kid = header.get("kid")
+        verifier = self._verifiers.get(kid) if isinstance(kid, str) else None
         if verifier is None:
             raise InvalidAccessToken()
         try:

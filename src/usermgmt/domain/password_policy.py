@@ -54,7 +54,7 @@ class PasswordPolicy:
             raise WeakPassword("The password must not be the username.")
         if self._is_common(folded):
             raise WeakPassword("This password is too common; choose a less predictable one.")
-        if any(_built_from(folded, part) for part in _identifiers(email, username, full_name)):
+        if _built_from(folded, _identifiers(email, username, full_name)):
             raise WeakPassword("The password must not be built from your email address, username or name.")
 
     def _is_common(self, folded: str) -> bool:
@@ -77,9 +77,11 @@ def _identifiers(email: Email, username: Username | None, full_name: FullName | 
         yield from name.split()
 
 
-def _built_from(folded: str, identifier: str) -> bool:
-    """True when the password is the identifier plus decoration: fewer than four letters of its own remain."""
-    if len(identifier) < _IDENTIFIER_MIN or identifier not in folded:
-        return False
-    leftover = _NOT_LETTERS.sub("", folded.replace(identifier, ""))
-    return len(leftover) < _LEFTOVER_MIN
+def _built_from(folded: str, identifiers: Iterable[str]) -> bool:
+    """True when the password is the user's identifiers plus decoration: with every identifier it contains
+    taken out (longest first), fewer than four letters of its own remain."""
+    leftover, found = folded, False
+    for identifier in sorted({i for i in identifiers if len(i) >= _IDENTIFIER_MIN}, key=len, reverse=True):
+        if identifier in leftover:
+            leftover, found = leftover.replace(identifier, " "), True
+    return found and len(_NOT_LETTERS.sub("", leftover)) < _LEFTOVER_MIN

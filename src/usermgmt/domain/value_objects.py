@@ -43,6 +43,8 @@ class Email:
             result = validate_email(raw, check_deliverability=False, test_environment=False)
         except EmailNotValidError as exc:
             raise InvalidEmail(f"The email address is not valid: {exc}") from None
+        if len(canonical(result.normalized)) > EMAIL_MAX_LENGTH:  # NFKC can expand a character up to 18-fold
+            raise InvalidEmail("The email address is too long.")
         object.__setattr__(self, "value", result.normalized)
 
     @property

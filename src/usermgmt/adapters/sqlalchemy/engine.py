@@ -34,6 +34,7 @@ def build_engine(settings: Settings) -> AsyncEngine:
         return _sqlite_engine(url.render_as_string(hide_password=False))
     connect_args: dict[str, Any] = {
         "timeout": settings.database_connect_timeout,
+        "command_timeout": settings.database_command_timeout,
         "statement_cache_size": settings.database_statement_cache_size,
         "server_settings": {"application_name": "usermgmt"},
     }

@@ -30,6 +30,9 @@ T = TypeVar("T")
 _UNIQUE_VIOLATIONS: Mapping[str, type[DomainError]] = {
     "email_canonical": EmailTaken,
     "username_canonical": UsernameTaken,
+    # A session for a user deleted in the meantime (PostgreSQL names the key; SQLite says only this).
+    "fk_sessions_user_id_users": ConcurrentUpdate,
+    "FOREIGN KEY constraint failed": ConcurrentUpdate,
 }
 
 
@@ -132,13 +135,17 @@ class SqlAlchemyUserRepository:
         return user_from_row(row)
 
     async def _write(self, statement: Any) -> Any:
-        try:
-            return await self._connection.execute(statement)
-        except IntegrityError as exc:
-            translated = translate_integrity_error(exc)
-            if translated is None:
-                raise
-            raise translated from exc
+        return await _execute_translated(self._connection, statement)
+
+
+async def _execute_translated(connection: AsyncConnection, statement: Any) -> Any:
+    try:
+        return await connection.execute(statement)
+    except IntegrityError as exc:
+        translated = translate_integrity_error(exc)
+        if translated is None:
+            raise
+        raise translated from exc
 
 
 def session_from_row(row: Row[Any]) -> Session:
@@ -159,7 +166,8 @@ class SqlAlchemySessionRepository:
         self._connection = connection
 
     async def add(self, session: Session) -> None:
-        await self._connection.execute(
+        await _execute_translated(
+            self._connection,
             insert(sessions).values(
                 id=session.id,
                 user_id=session.user_id,
@@ -169,7 +177,7 @@ class SqlAlchemySessionRepository:
                 expires_at=session.expires_at,
                 user_agent=session.user_agent,
                 ip=session.ip,
-            )
+            ),
         )
 
     async def get(self, session_id: SessionId) -> Session | None:

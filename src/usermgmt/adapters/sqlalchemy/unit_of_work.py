@@ -57,9 +57,9 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
         try:
             await self.rollback()
         except Exception:
-            if exc is None:
-                raise
-            logger.debug("rollback after a failure failed too", exc_info=True)
+            # The connection died after the block's last statement. Nothing it did without commit() survives
+            # anyway, and what it read is still true: report the original failure, if any, not this one.
+            logger.debug("rollback failed; the connection is discarded", exc_info=True)
         finally:
             await self._close()
         if exc is not None and is_unavailable(exc):

@@ -1,0 +1,125 @@
+"""The PrincipalReader contract: SqlAlchemyPrincipalReader and InMemoryPrincipalReader answer alike."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from uuid import uuid4
+
+from tests.integration.builders import NOW, new_session, new_user, user_fields
+from usermgmt.application.ports import PrincipalReader, UnitOfWork
+from usermgmt.domain.model import Session, User
+from usermgmt.domain.value_objects import FullName, SessionId, UserId
+
+LIFETIME = timedelta(hours=1)
+
+
+async def given(uow: UnitOfWork, *users: User, sessions: tuple[Session, ...] = ()) -> None:
+    async with uow:
+        for user in users:
+            await uow.users.add(user)
+        for session in sessions:
+            await uow.sessions.add(session)
+        await uow.commit()
+
+
+async def test_active_user_with_a_live_session_is_returned(uow: UnitOfWork, principals: PrincipalReader) -> None:
+    user = new_user("alice@example.com", username="alice", full_name="Alice")
+    session = new_session(user, lifetime=LIFETIME)
+    await given(uow, user, sessions=(session,))
+
+    found = await principals.get_active_user(user.id, session.id, NOW + timedelta(minutes=1))
+
+    assert found is not None
+    assert user_fields(found) == user_fields(user)
+
+
+async def test_just_before_expiry_the_session_still_counts(uow: UnitOfWork, principals: PrincipalReader) -> None:
+    user = new_user()
+    session = new_session(user, lifetime=LIFETIME)
+    await given(uow, user, sessions=(session,))
+
+    assert await principals.get_active_user(user.id, session.id, session.expires_at - timedelta(microseconds=1))
+
+
+async def test_at_and_after_expiry_there_is_no_principal(uow: UnitOfWork, principals: PrincipalReader) -> None:
+    user = new_user()
+    session = new_session(user, lifetime=LIFETIME)
+    await given(uow, user, sessions=(session,))
+
+    assert await principals.get_active_user(user.id, session.id, session.expires_at) is None
+    assert await principals.get_active_user(user.id, session.id, session.expires_at + timedelta(days=1)) is None
+
+
+async def test_unknown_session_gives_no_principal(uow: UnitOfWork, principals: PrincipalReader) -> None:
+    user = new_user()
+    await given(uow, user, sessions=(new_session(user),))
+
+    assert await principals.get_active_user(user.id, SessionId(uuid4()), NOW) is None
+
+
+async def test_unknown_user_gives_no_principal(uow: UnitOfWork, principals: PrincipalReader) -> None:
+    user = new_user()
+    session = new_session(user)
+    await given(uow, user, sessions=(session,))
+
+    assert await principals.get_active_user(UserId(uuid4()), session.id, NOW) is None
+
+
+async def test_another_users_session_gives_no_principal(uow: UnitOfWork, principals: PrincipalReader) -> None:
+    alice, mallory = new_user("alice@example.com"), new_user("mallory@example.com")
+    alices, mallorys = new_session(alice, label="alice"), new_session(mallory, label="mallory")
+    await given(uow, alice, mallory, sessions=(alices, mallorys))
+
+    assert await principals.get_active_user(mallory.id, alices.id, NOW) is None
+    assert await principals.get_active_user(alice.id, mallorys.id, NOW) is None
+    assert await principals.get_active_user(alice.id, alices.id, NOW) is not None
+
+
+async def test_inactive_user_gives_no_principal(uow: UnitOfWork, principals: PrincipalReader) -> None:
+    user = new_user()
+    user.is_active = False
+    session = new_session(user)
+    await given(uow, user, sessions=(session,))
+
+    assert await principals.get_active_user(user.id, session.id, NOW) is None
+
+
+async def test_deleted_session_gives_no_principal(uow: UnitOfWork, principals: PrincipalReader) -> None:
+    user = new_user()
+    session = new_session(user)
+    await given(uow, user, sessions=(session,))
+    async with uow:
+        await uow.sessions.delete(session.id)
+        await uow.commit()
+
+    assert await principals.get_active_user(user.id, session.id, NOW) is None
+
+
+async def test_only_committed_state_is_seen(uow: UnitOfWork, principals: PrincipalReader) -> None:
+    user = new_user()
+    session = new_session(user)
+
+    async with uow:
+        await uow.users.add(user)
+        await uow.sessions.add(session)
+        assert await principals.get_active_user(user.id, session.id, NOW) is None
+        await uow.commit()
+
+    assert await principals.get_active_user(user.id, session.id, NOW) is not None
+
+
+async def test_principal_reflects_the_latest_committed_profile(uow: UnitOfWork, principals: PrincipalReader) -> None:
+    user = new_user()
+    session = new_session(user)
+    await given(uow, user, sessions=(session,))
+    async with uow:
+        loaded = await uow.users.get(user.id)
+        assert loaded is not None
+        loaded.update_profile(now=NOW, full_name=FullName("Renamed"))
+        await uow.users.update(loaded)
+        await uow.commit()
+
+    found = await principals.get_active_user(user.id, session.id, NOW)
+
+    assert found is not None
+    assert found.full_name == FullName("Renamed")

@@ -1,0 +1,73 @@
+"""Constants, small helpers and a recording unit of work shared by the application tests."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from usermgmt.adapters.memory import FrozenClock, InMemoryRateLimiter, InMemoryUnitOfWork, MemoryStore
+from usermgmt.application import commands
+from usermgmt.application.abuse import RateLimitPolicy, Throttle
+from usermgmt.application.handlers._shared import Guard
+from usermgmt.domain.events import EventType, SecurityEvent
+
+NOW = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
+SESSION_LIFETIME = timedelta(days=30)
+ACCESS_TTL = timedelta(minutes=15)
+ALICE_EMAIL = "alice@example.com"
+ALICE_PASSWORD = "correct horse battery staple"
+BOB_EMAIL = "bob@example.com"
+BOB_PASSWORD = "bob's long password"
+IP = "192.0.2.10"
+
+
+class RecordingUnitOfWork(InMemoryUnitOfWork):
+    """The in-memory unit of work, also noting every security event whose transaction committed (in order).
+
+    Events are taken from the events repository's public ``pending`` list at commit time, so what is recorded
+    is exactly what a handler added and committed; a rolled-back transaction records nothing.
+    """
+
+    def __init__(self, store: MemoryStore | None = None, recorded: list[SecurityEvent] | None = None) -> None:
+        super().__init__(store)
+        self.recorded: list[SecurityEvent] = [] if recorded is None else recorded
+
+    async def __aenter__(self) -> RecordingUnitOfWork:
+        await super().__aenter__()
+        return self
+
+    async def commit(self) -> None:
+        pending = list(self.events.pending)
+        await super().commit()
+        self.events.pending.clear()
+        self.recorded.extend(pending)
+
+    def kinds(self) -> list[EventType]:
+        return [event.type for event in self.recorded]
+
+
+def snapshot(store: MemoryStore) -> dict[str, Any]:
+    """Users, sessions and tokens as plain data (``User``/``Session`` compare by id only, so compare this instead).
+
+    Security events are left out: failures are recorded on purpose; tests check them through ``recorded``.
+    """
+    state = dataclasses.asdict(store)
+    state.pop("events")
+    return state
+
+
+def client(ip: str | None = IP, user_agent: str | None = "pytest") -> commands.ClientInfo:
+    return commands.ClientInfo(user_agent=user_agent, ip=ip, request_id="req-1")
+
+
+def login_cmd(
+    login: str = ALICE_EMAIL, password: str = ALICE_PASSWORD, *, ip: str | None = IP, user_agent: str | None = "pytest"
+) -> commands.Login:
+    return commands.Login(login=login, password=password, client=client(ip, user_agent))
+
+
+def make_guard(uow: RecordingUnitOfWork, clock: FrozenClock, policy: RateLimitPolicy | None = None) -> Guard:
+    """A guard with its own limiter, writing through its own unit of work on ``uow``'s store."""
+    throttle = Throttle(InMemoryRateLimiter(clock), policy or RateLimitPolicy())
+    return Guard(throttle, RecordingUnitOfWork(uow.store, recorded=uow.recorded), clock)
