@@ -11,10 +11,10 @@ PORT ?= 8000
 WORKERS ?= 1
 PYTEST_ARGS ?=
 
-.PHONY: help install run migrate serve lint fmt typecheck contracts test test-unit test-integration test-e2e revision clean
+.PHONY: help install run migrate serve lint fmt typecheck contracts security test test-unit test-integration test-e2e test-fuzz revision clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
 
 $(CURDIR)/.tools/bin/uv:
 	python3 -m venv .tools
@@ -50,7 +50,10 @@ typecheck: install ## mypy --strict on src/
 contracts: install ## import-linter: the hexagon's layer contracts
 	$(VENV)/lint-imports
 
-test: lint typecheck contracts ## everything: lint, types, contracts, then all tests with coverage (needs PostgreSQL)
+security: install ## bandit over src/: no medium or high findings
+	$(VENV)/bandit -q -r src -ll
+
+test: lint typecheck contracts security ## everything: lint, types, contracts, bandit, then all tests with coverage
 	$(VENV)/pytest --cov --cov-report=term $(PYTEST_ARGS)
 
 test-unit: install ## domain and application tests with fakes; no database
@@ -61,6 +64,9 @@ test-integration: install ## adapters and migrations against PostgreSQL
 
 test-e2e: install ## the HTTP API through the real app and PostgreSQL
 	$(VENV)/pytest tests/e2e $(PYTEST_ARGS)
+
+test-fuzz: install ## schemathesis against the OpenAPI schema, over a socket to the real service
+	$(VENV)/pytest tests/fuzz $(PYTEST_ARGS)
 
 clean: ## remove caches (keeps ./var, the local database and keys)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov

@@ -30,9 +30,7 @@ def upgrade() -> None:
         sa.Column("user_agent", sa.String(512), nullable=True),
         sa.Column("request_id", sa.String(128), nullable=True),
         sa.Column("details", sa.JSON(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["user_id"], ["users.id"], name="fk_security_events_user_id_users", ondelete="CASCADE"
-        ),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"], name="fk_security_events_user_id_users", ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id", name="pk_security_events"),
     )
     op.create_index("ix_security_events_user_id_id", "security_events", ["user_id", "id"])

@@ -101,6 +101,13 @@ class Settings(BaseSettings):
     )
     max_body_bytes: int = Field(64 * 1024, ge=1024)
 
+    @field_validator("access_token_ttl", "refresh_token_ttl", mode="before")
+    @classmethod
+    def _seconds(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().isdigit():
+            return timedelta(seconds=int(value))
+        return value
+
     @field_validator("cors_origins", "trusted_proxies", "trusted_hosts", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:

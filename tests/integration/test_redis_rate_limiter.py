@@ -4,18 +4,34 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
+from sqlalchemy.engine import make_url
 
 from tests.support.proxy import TcpProxy
 from usermgmt.adapters.rate_limit import FallbackRateLimiter, build_rate_limiter
 from usermgmt.application.ports import Rate
 
-REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
+REDIS_URL = make_url(os.environ.get("USERMGMT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"))
+REDIS_HOST, REDIS_PORT = REDIS_URL.host or "127.0.0.1", REDIS_URL.port or 6379
 RATE = Rate(3, timedelta(minutes=1))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def redis_reachable() -> None:
+    try:
+        socket.create_connection((REDIS_HOST, REDIS_PORT), timeout=2).close()
+    except OSError as exc:
+        pytest.exit(
+            f"Redis is not reachable at {REDIS_HOST}:{REDIS_PORT} ({exc}). The rate-limiter tests need one: start "
+            "Redis (e.g. `docker compose up -d redis`) or set USERMGMT_TEST_REDIS_URL=redis://HOST:PORT/DB.",
+            returncode=3,
+        )
 
 
 @pytest.fixture
@@ -32,7 +48,7 @@ async def redis_proxy() -> AsyncIterator[TcpProxy]:
 
 
 async def test_instances_share_counters_through_redis(key: str) -> None:
-    first, second = (build_rate_limiter(f"redis://{REDIS_HOST}:{REDIS_PORT}/0") for _ in range(2))
+    first, second = (build_rate_limiter(REDIS_URL.render_as_string(hide_password=False)) for _ in range(2))
 
     statuses = [await first.hit(RATE, key), await second.hit(RATE, key), await first.hit(RATE, key)]
     over = await second.hit(RATE, key)

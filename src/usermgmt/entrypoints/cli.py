@@ -10,8 +10,11 @@ from collections.abc import Sequence
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from usermgmt.config import Settings
+    from usermgmt.container import keyring_from
     from usermgmt.entrypoints.logging import logging_config
 
+    keyring_from(Settings())  # load or generate the signing keys here, once, before any worker starts
     uvicorn.run(
         "usermgmt.entrypoints.http.app:create_app",
         factory=True,

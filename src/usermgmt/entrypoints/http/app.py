@@ -56,6 +56,9 @@ def create_app(container: Container | None = None) -> FastAPI:
             expose_headers=["X-Request-ID", "Retry-After", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"],
         )
     app.add_middleware(
-        RequestContextMiddleware, trusted_hosts=settings.trusted_hosts, hsts_max_age=settings.hsts_max_age
+        RequestContextMiddleware,
+        trusted_hosts=settings.trusted_hosts,
+        trusted_proxies=app.state.trusted_proxies,
+        hsts_max_age=settings.hsts_max_age,
     )
     return app

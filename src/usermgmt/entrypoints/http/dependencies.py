@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from ipaddress import IPv4Network, IPv6Network, ip_address
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -21,6 +19,7 @@ from usermgmt.application.handlers.register_user import RegisterUserHandler
 from usermgmt.application.handlers.sessions import ListEventsHandler, ListSessionsHandler, RevokeSessionHandler
 from usermgmt.application.handlers.update_profile import UpdateProfileHandler
 from usermgmt.application.results import Principal
+from usermgmt.entrypoints.http.client_ip import client_ip
 from usermgmt.entrypoints.logging import request_id_var
 
 LOGIN_PATH = "/api/v1/auth/login"
@@ -62,36 +61,6 @@ async def current_principal(
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
-
-
-def client_ip(peer: str | None, forwarded_for: str | None, trusted: Sequence[IPv4Network | IPv6Network]) -> str | None:
-    """The socket peer, unless it is a trusted proxy: then the nearest X-Forwarded-For hop that is not one.
-
-    Hops are read right to left (each proxy appends), so a client cannot choose its address by sending a header.
-    """
-    if peer is None or not trusted or not forwarded_for or not _is_trusted(peer, trusted):
-        return peer
-    hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
-    for hop in reversed(hops):
-        if not _is_trusted(hop, trusted):
-            return hop if _is_ip(hop) else peer
-    return hops[0] if hops and _is_ip(hops[0]) else peer
-
-
-def _is_ip(text: str) -> bool:
-    try:
-        ip_address(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _is_trusted(address: str, trusted: Sequence[IPv4Network | IPv6Network]) -> bool:
-    try:
-        ip = ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in network for network in trusted)
 
 
 def client_info(request: Request) -> commands.ClientInfo:

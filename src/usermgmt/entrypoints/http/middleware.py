@@ -9,10 +9,12 @@ import re
 import time
 import uuid
 from collections.abc import Collection, Sequence
+from http import HTTPStatus
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from usermgmt.entrypoints.http.client_ip import Networks, client_ip
 from usermgmt.entrypoints.http.errors import PROBLEM_JSON
 from usermgmt.entrypoints.logging import request_id_var
 
@@ -26,10 +28,10 @@ JSON_TYPES = frozenset({"application/json"})
 FORM_TYPE = "application/x-www-form-urlencoded"
 
 
-async def _send_problem(send: Send, status: int, code: str, title: str, detail: str) -> None:
-    body = json.dumps(
-        {"type": "about:blank", "title": title, "status": status, "detail": detail, "code": code}
-    ).encode()
+async def _send_problem(send: Send, status: int, code: str, detail: str) -> None:
+    """The same problem+json the exception handlers give, for answers made before the app runs."""
+    problem = {"type": "about:blank", "title": HTTPStatus(status).phrase, "status": status, "detail": detail}
+    body = json.dumps({**problem, "code": code}, separators=(",", ":")).encode()
     headers = [
         (b"content-type", PROBLEM_JSON.encode()),
         (b"content-length", str(len(body)).encode()),
@@ -64,7 +66,7 @@ class RequestGuardMiddleware:
         chunked = "transfer-encoding" in headers
         if declared is not None:
             if not declared.isdigit():
-                await _send_problem(send, 400, "bad_request", "Bad Request", "Invalid Content-Length header.")
+                await _send_problem(send, 400, "bad_request", "Invalid Content-Length header.")
                 return
             if int(declared) > self.max_body_bytes:
                 await self._too_large(send)
@@ -73,9 +75,7 @@ class RequestGuardMiddleware:
             media_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
             allowed = media_type in JSON_TYPES or (media_type == FORM_TYPE and scope["path"] in self.form_paths)
             if not allowed:
-                await _send_problem(
-                    send, 415, "unsupported_media_type", "Unsupported Media Type", "Send the body as application/json."
-                )
+                await _send_problem(send, 415, "unsupported_media_type", "Send the body as application/json.")
                 return
 
         chunks: list[bytes] = []
@@ -105,13 +105,7 @@ class RequestGuardMiddleware:
         await self.app(scope, replay, send)
 
     async def _too_large(self, send: Send) -> None:
-        await _send_problem(
-            send,
-            413,
-            "payload_too_large",
-            "Content Too Large",
-            f"The body must be at most {self.max_body_bytes} bytes.",
-        )
+        await _send_problem(send, 413, "payload_too_large", f"The body must be at most {self.max_body_bytes} bytes.")
 
     @staticmethod
     def _no_store(scope: Scope, send: Send) -> Send:
@@ -133,8 +127,15 @@ class RequestContextMiddleware:
     """Outermost layer: a request id (taken from ``X-Request-ID`` when well-formed, else new) for logs and the
     response; security headers on every response; the Host allow-list; one access-log line per request."""
 
-    def __init__(self, app: ASGIApp, *, trusted_hosts: Sequence[str] = ("*",), hsts_max_age: int = 0) -> None:
-        self.app = app
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        trusted_hosts: Sequence[str] = ("*",),
+        trusted_proxies: Networks = (),
+        hsts_max_age: int = 0,
+    ) -> None:
+        self.app, self.trusted_proxies = app, trusted_proxies
         self.any_host = "*" in trusted_hosts
         self.hosts = [h.lower() for h in trusted_hosts if h != "*"]
         self.hsts = f"max-age={hsts_max_age}; includeSubDomains".encode() if hsts_max_age else None
@@ -162,7 +163,7 @@ class RequestContextMiddleware:
 
         try:
             if not self._host_allowed(headers.get("host", "")):
-                await _send_problem(send_with_headers, 400, "invalid_host", "Bad Request", "Unknown Host header.")
+                await _send_problem(send_with_headers, 400, "invalid_host", "Unknown Host header.")
             else:
                 await self.app(scope, receive, send_with_headers)
         finally:
@@ -176,7 +177,11 @@ class RequestContextMiddleware:
                     "path": scope["path"],
                     "status": status,
                     "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                    "client_ip": scope["client"][0] if scope.get("client") else None,
+                    "client_ip": client_ip(
+                        scope["client"][0] if scope.get("client") else None,
+                        headers.get("x-forwarded-for"),
+                        self.trusted_proxies,
+                    ),
                 },
             )
             request_id_var.reset(token)
