@@ -62,7 +62,8 @@ class JoseAccessTokenService:
             raise InvalidAccessToken() from None
         if set(header) - ALLOWED_HEADERS or header.get("alg") != ALGORITHM:
             raise InvalidAccessToken()
-        if header.get("typ", TOKEN_TYPE).lower() not in {TOKEN_TYPE, "jwt", "application/at+jwt"}:
+        typ = header.get("typ", TOKEN_TYPE)
+        if not isinstance(typ, str) or typ.lower() not in {TOKEN_TYPE, "jwt", "application/at+jwt"}:
             raise InvalidAccessToken()  # some other kind of JWT signed with our key is not an access token
         kid = header.get("kid")
         verifier = self._verifiers.get(kid) if isinstance(kid, str) else None

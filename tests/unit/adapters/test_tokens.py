@@ -226,6 +226,26 @@ def test_non_string_kid_is_rejected(key: SigningKey, service: JoseAccessTokenSer
     assert rejects(service, token)
 
 
+@pytest.mark.parametrize("typ", ["at+jwt", "AT+JWT", "application/at+jwt", "JWT", "jwt"])
+def test_access_token_types_are_accepted(key: SigningKey, service: JoseAccessTokenService, typ: str) -> None:
+    assert service.verify(craft({**good_header(key), "typ": typ}, good_claims(), key.private_key)).user_id == USER_ID
+
+
+def test_missing_typ_is_accepted(key: SigningKey, service: JoseAccessTokenService) -> None:
+    header = {"alg": "ES256", "kid": key.kid}
+    assert service.verify(craft(header, good_claims(), key.private_key)).session_id == SESSION_ID
+
+
+@pytest.mark.parametrize("typ", ["dpop+jwt", "id_token+jwt", "logout+jwt", "secevent+jwt", ""])
+def test_other_token_types_are_rejected(key: SigningKey, service: JoseAccessTokenService, typ: str) -> None:
+    assert rejects(service, craft({**good_header(key), "typ": typ}, good_claims(), key.private_key))
+
+
+@pytest.mark.parametrize("typ", [123, ["at+jwt"], None])
+def test_non_string_typ_is_rejected(key: SigningKey, service: JoseAccessTokenService, typ: Any) -> None:
+    assert rejects(service, craft({**good_header(key), "typ": typ}, good_claims(), key.private_key))
+
+
 def test_wrong_issuer_is_rejected(key: SigningKey, service: JoseAccessTokenService) -> None:
     foreign = make_service(KeyRing(keys=(key,)), issuer="https://evil.example.com")
     assert rejects(service, foreign.issue(USER_ID, SESSION_ID).token)
