@@ -11,7 +11,7 @@ PORT ?= 8000
 WORKERS ?= 1
 PYTEST_ARGS ?=
 
-.PHONY: help install run migrate serve lint fmt typecheck contracts security test test-unit test-integration test-e2e test-fuzz revision clean
+.PHONY: bench help install run migrate serve lint fmt typecheck contracts security test test-unit test-integration test-e2e test-fuzz revision clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -37,12 +37,12 @@ revision: install ## new migration: make revision m="what changed"
 	$(VENV)/alembic revision --autogenerate -m "$(m)"
 
 fmt: install ## format and auto-fix
-	$(VENV)/ruff format src tests migrations
-	$(VENV)/ruff check --fix src tests migrations
+	$(VENV)/ruff format src tests migrations bench
+	$(VENV)/ruff check --fix src tests migrations bench
 
 lint: install ## ruff (lint + format check)
-	$(VENV)/ruff check src tests migrations
-	$(VENV)/ruff format --check src tests migrations
+	$(VENV)/ruff check src tests migrations bench
+	$(VENV)/ruff format --check src tests migrations bench
 
 typecheck: install ## mypy --strict on src/
 	$(VENV)/mypy
@@ -67,6 +67,10 @@ test-e2e: install ## the HTTP API through the real app and PostgreSQL
 
 test-fuzz: install ## schemathesis against the OpenAPI schema, over a socket to the real service
 	$(VENV)/pytest tests/fuzz $(PYTEST_ARGS)
+
+bench: install ## load test on a fresh PostgreSQL database (wrk + hey; installs them from Debian if missing)
+	@command -v wrk >/dev/null && command -v hey >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk hey; }
+	$(VENV)/python bench/run.py $(BENCH_ARGS)
 
 clean: ## remove caches (keeps ./var, the local database and keys)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov

@@ -61,7 +61,12 @@ class Settings(BaseSettings):
     # Passwords
     bcrypt_rounds: int = Field(11, ge=10, le=16)
     password_min_length: int = Field(8, ge=8, le=128)
-    hash_workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=64)
+    hash_workers: int = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        ge=1,
+        le=64,
+        description="Password-hashing threads per process (default: the cores; they run at a lower priority).",
+    )
 
     # Abuse prevention
     rate_limits_enabled: bool = Field(True, description="Switch every rate limit off (load tests, experiments).")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dependency_injector import containers, providers
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from usermgmt.adapters.common_passwords import load_common_passwords
 from usermgmt.adapters.hashing import PasslibPasswordHasher
@@ -11,6 +12,7 @@ from usermgmt.adapters.pwned_passwords import PwnedPasswordsChecker
 from usermgmt.adapters.rate_limit import build_rate_limiter
 from usermgmt.adapters.refresh_tokens import SecretsRefreshTokenFactory
 from usermgmt.adapters.sqlalchemy.engine import build_engine
+from usermgmt.adapters.sqlalchemy.fast_principals import AsyncpgPrincipalReader
 from usermgmt.adapters.sqlalchemy.health import SqlAlchemyHealthCheck
 from usermgmt.adapters.sqlalchemy.principals import SqlAlchemyPrincipalReader
 from usermgmt.adapters.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork
@@ -27,7 +29,7 @@ from usermgmt.application.handlers.refresh_session import RefreshSessionHandler
 from usermgmt.application.handlers.register_user import RegisterUserHandler
 from usermgmt.application.handlers.sessions import ListEventsHandler, ListSessionsHandler, RevokeSessionHandler
 from usermgmt.application.handlers.update_profile import UpdateProfileHandler
-from usermgmt.application.ports import Rate
+from usermgmt.application.ports import PrincipalReader, Rate
 from usermgmt.application.screening import PasswordScreen
 from usermgmt.config import Settings, parse_rate
 from usermgmt.domain.password_policy import PasswordPolicy
@@ -54,6 +56,19 @@ def breached_checker_from(settings: Settings) -> PwnedPasswordsChecker | None:
     if not settings.pwned_passwords_enabled:
         return None
     return PwnedPasswordsChecker(base_url=settings.pwned_passwords_url, timeout=settings.pwned_passwords_timeout)
+
+
+def principal_reader_from(settings: Settings, engine: AsyncEngine) -> PrincipalReader:
+    """PostgreSQL gets the asyncpg hot path; SQLite (and anything else) the SQLAlchemy reader."""
+    if engine.dialect.name == "postgresql":
+        return AsyncpgPrincipalReader(
+            settings.resolved_database_url,
+            max_size=settings.database_pool_size,
+            connect_timeout=settings.database_connect_timeout,
+            command_timeout=settings.database_command_timeout,
+            statement_cache_size=settings.database_statement_cache_size,
+        )
+    return SqlAlchemyPrincipalReader(engine)
 
 
 def keyring_from(settings: Settings) -> KeyRing:
@@ -94,7 +109,7 @@ class Container(containers.DeclarativeContainer):
     throttle = providers.Singleton(Throttle, limiter=rate_limiter, policy=rate_limit_policy)
     uow = providers.Factory(SqlAlchemyUnitOfWork, engine=engine)
     guard = providers.Factory(Guard, throttle=throttle, uow=uow, clock=clock)
-    principals = providers.Singleton(SqlAlchemyPrincipalReader, engine=engine)
+    principals = providers.Singleton(principal_reader_from, settings, engine)
     health = providers.Singleton(SqlAlchemyHealthCheck, engine=engine)
 
     # Use cases
@@ -137,3 +152,15 @@ class Container(containers.DeclarativeContainer):
 
 def build_container(settings: Settings | None = None) -> Container:
     return Container(settings=settings or Settings())
+
+
+async def close_resources(container: Container) -> None:
+    """Release what the singletons hold open: pools, threads, HTTP clients."""
+    principals = container.principals()
+    if isinstance(principals, AsyncpgPrincipalReader):
+        await principals.close()
+    await container.engine().dispose()
+    container.hasher().close()
+    breached = container.breached_passwords()
+    if breached is not None:
+        await breached.aclose()

@@ -136,6 +136,20 @@ async def test_x_forwarded_for_is_believed_from_a_trusted_proxy(limited_app: Fas
         ).json()
     assert {s["ip"] for s in sessions} == {"198.51.100.77"}  # the hop our proxy saw, not what the client claimed
 
+    # A proxy that adds its own X-Forwarded-For line (instead of appending to the client's) is read the same way.
+    async with client_at(limited_app, "10.0.0.5") as via_proxy:
+        two_lines = [("X-Forwarded-For", "6.6.6.6"), ("X-Forwarded-For", "198.51.100.88")]
+        tokens = (
+            await via_proxy.post(
+                LOGIN, json={"login": "owner@example.com", "password": PASSWORD}, headers=httpx.Headers(two_lines)
+            )
+        ).json()
+        sessions = (
+            await via_proxy.get(f"{ME}/sessions", headers={"Authorization": f"Bearer {tokens['access_token']}"})
+        ).json()
+    assert "198.51.100.88" in {s["ip"] for s in sessions}
+    assert "6.6.6.6" not in {s["ip"] for s in sessions}
+
 
 async def test_registrations_per_ip(limited_app: FastAPI) -> None:
     async with client_at(limited_app, "203.0.113.50") as client:

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from usermgmt.adapters.memory import InMemoryPrincipalReader, InMemoryUnitOfWork, MemoryStore
+from usermgmt.adapters.sqlalchemy.fast_principals import AsyncpgPrincipalReader
 from usermgmt.adapters.sqlalchemy.principals import SqlAlchemyPrincipalReader
 from usermgmt.adapters.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork
 from usermgmt.application.ports import PrincipalReader, UnitOfWork
+from usermgmt.domain.model import User
+from usermgmt.domain.value_objects import SessionId, UserId
 
 BACKENDS = ["memory", "sqlalchemy"]
 
@@ -34,10 +38,33 @@ def make_uow(uow: UnitOfWork, request: pytest.FixtureRequest) -> Callable[[], Un
     return lambda: SqlAlchemyUnitOfWork(engine)
 
 
+class BothPrincipalReaders:
+    """The two PostgreSQL readers (SQLAlchemy Core, and the asyncpg hot path) asked the same question: they must
+    give the same answer, which is returned."""
+
+    def __init__(self, core: SqlAlchemyPrincipalReader, fast: AsyncpgPrincipalReader) -> None:
+        self.core, self.fast = core, fast
+
+    async def get_active_user(self, user_id: UserId, session_id: SessionId, now: datetime) -> User | None:
+        from_core = await self.core.get_active_user(user_id, session_id, now)
+        from_fast = await self.fast.get_active_user(user_id, session_id, now)
+        assert (vars(from_core) if from_core else None) == (vars(from_fast) if from_fast else None)
+        return from_core
+
+
 @pytest.fixture
-def principals(uow: UnitOfWork, request: pytest.FixtureRequest) -> PrincipalReader:
-    """The principal reader of the same backend, reading the state ``uow`` commits."""
+async def principals(uow: UnitOfWork, request: pytest.FixtureRequest) -> AsyncIterator[PrincipalReader]:
+    """The principal reader(s) of the same backend, reading the state ``uow`` commits."""
     if isinstance(uow, InMemoryUnitOfWork):
-        return InMemoryPrincipalReader(uow.store)
+        yield InMemoryPrincipalReader(uow.store)
+        return
     engine: AsyncEngine = request.getfixturevalue("clean_database")
-    return SqlAlchemyPrincipalReader(engine)
+    fast = AsyncpgPrincipalReader(
+        request.getfixturevalue("database_url"),
+        max_size=2,
+        connect_timeout=5,
+        command_timeout=5,
+        statement_cache_size=100,
+    )
+    yield BothPrincipalReaders(SqlAlchemyPrincipalReader(engine), fast)
+    await fast.close()

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tests.integration.builders import NOW, new_session, new_user
 from tests.integration.tcp_proxy import SilentServer, TcpProxy
 from usermgmt.adapters.sqlalchemy.engine import build_engine
+from usermgmt.adapters.sqlalchemy.fast_principals import AsyncpgPrincipalReader
 from usermgmt.adapters.sqlalchemy.health import SqlAlchemyHealthCheck
 from usermgmt.adapters.sqlalchemy.principals import SqlAlchemyPrincipalReader
 from usermgmt.adapters.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork
@@ -324,3 +325,29 @@ async def test_a_database_that_stops_answering_mid_connection_is_unavailable_fas
 
     assert request in done, f"no answer within {FAST} s"
     assert isinstance(outcome, ServiceUnavailable), repr(outcome)
+
+
+async def test_the_asyncpg_hot_path_reports_an_outage_and_recovers(outage: Outage, database_url: str) -> None:
+    """The authenticated hot path has its own pool: it too answers ServiceUnavailable quickly, then recovers."""
+    through_proxy = make_url(database_url).set(host="127.0.0.1", port=outage.proxy.port)
+    reader = AsyncpgPrincipalReader(
+        through_proxy.render_as_string(hide_password=False),
+        max_size=2,
+        connect_timeout=1,
+        command_timeout=2,
+        statement_cache_size=100,
+    )
+    try:
+        assert await reader.get_active_user(outage.user.id, outage.session.id, NOW) is not None
+        await outage.proxy.stop()
+        outcome, elapsed = await timed(lambda: reader.get_active_user(outage.user.id, outage.session.id, NOW))
+        assert isinstance(outcome, ServiceUnavailable), repr(outcome)
+        assert elapsed < FAST
+        await outage.proxy.start()
+        results = []
+        for _ in range(3):
+            outcome, _ = await timed(lambda: reader.get_active_user(outage.user.id, outage.session.id, NOW))
+            results.append(outcome)
+        assert isinstance(results[-1], User), results
+    finally:
+        await reader.close()

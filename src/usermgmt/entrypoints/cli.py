@@ -8,12 +8,16 @@ from collections.abc import Sequence
 
 
 def _serve(args: argparse.Namespace) -> int:
+    import os
+
     import uvicorn
 
     from usermgmt.config import Settings
     from usermgmt.container import keyring_from
     from usermgmt.entrypoints.logging import logging_config
 
+    if args.workers > 1 and "USERMGMT_HASH_WORKERS" not in os.environ:  # the cores are shared between workers
+        os.environ["USERMGMT_HASH_WORKERS"] = str(max(1, (os.cpu_count() or 1) // args.workers))
     keyring_from(Settings())  # load or generate the signing keys here, once, before any worker starts
     uvicorn.run(
         "usermgmt.entrypoints.http.app:create_app",

@@ -191,3 +191,23 @@ async def test_hashing_does_not_block_the_event_loop() -> None:
         assert ticks_while_hashing >= 2
     finally:
         hasher.close()
+
+
+async def test_hashing_threads_run_at_a_lower_priority_than_the_event_loop() -> None:
+    """Under a login storm the event loop must preempt the hashes (Linux: niceness is per thread)."""
+    import asyncio
+    import os
+
+    from usermgmt.adapters.hashing import HASH_THREAD_NICENESS
+
+    hasher = PasslibPasswordHasher(rounds=4, workers=1)
+    try:
+        loop_priority = os.getpriority(os.PRIO_PROCESS, 0)
+        thread_priority = await asyncio.get_running_loop().run_in_executor(
+            hasher._executor,
+            lambda: os.getpriority(os.PRIO_PROCESS, 0),
+        )
+    finally:
+        hasher.close()
+    assert os.getpriority(os.PRIO_PROCESS, 0) == loop_priority  # the loop's own thread is untouched
+    assert thread_priority == min(19, loop_priority + HASH_THREAD_NICENESS)

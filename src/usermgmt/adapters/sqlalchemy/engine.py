@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +33,16 @@ def build_engine(settings: Settings) -> AsyncEngine:
     url = make_url(settings.resolved_database_url)
     if url.get_backend_name() == "sqlite":
         return _sqlite_engine(url.render_as_string(hide_password=False))
+    cache_size = settings.database_statement_cache_size
     connect_args: dict[str, Any] = {
         "timeout": settings.database_connect_timeout,
         "command_timeout": settings.database_command_timeout,
-        "statement_cache_size": settings.database_statement_cache_size,
+        "statement_cache_size": cache_size,  # asyncpg's own cache
+        "prepared_statement_cache_size": cache_size,  # SQLAlchemy's, in its asyncpg adapter
         "server_settings": {"application_name": "usermgmt"},
     }
+    if cache_size == 0:  # behind PgBouncer (transaction mode): statement names must not collide across clients
+        connect_args["prepared_statement_name_func"] = _unique_statement_name
     return create_async_engine(
         url,
         pool_size=settings.database_pool_size,
@@ -46,6 +51,10 @@ def build_engine(settings: Settings) -> AsyncEngine:
         pool_recycle=1800,
         connect_args=connect_args,
     )
+
+
+def _unique_statement_name() -> str:
+    return f"__usermgmt_{uuid.uuid4().hex}__"
 
 
 def _sqlite_engine(url: str) -> AsyncEngine:

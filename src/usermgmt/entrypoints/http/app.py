@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from ipaddress import ip_network
@@ -10,7 +11,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 import usermgmt
-from usermgmt.container import Container, build_container
+from usermgmt.container import Container, build_container, close_resources
 from usermgmt.entrypoints.http.dependencies import LOGIN_PATH
 from usermgmt.entrypoints.http.errors import install_error_handlers
 from usermgmt.entrypoints.http.middleware import RequestContextMiddleware, RequestGuardMiddleware
@@ -26,12 +27,10 @@ def create_app(container: Container | None = None) -> FastAPI:
         container.access_tokens()  # load (or generate) the signing keys now: a bad key stops the start
         container.hasher()
         container.password_policy()  # reads the common-password lists once
+        gc.collect()
+        gc.freeze()  # what start-up built lives as long as the process: keep it out of every later collection
         yield
-        await container.engine().dispose()
-        container.hasher().close()
-        breached = container.breached_passwords()
-        if breached is not None:
-            await breached.aclose()
+        await close_resources(container)
 
     app = FastAPI(
         title="usermgmt",

@@ -36,3 +36,8 @@ def _is_trusted(address: str, trusted: Networks) -> bool:
     except ValueError:
         return False
     return any(ip in network for network in trusted)
+
+
+def forwarded_for(values: list[str]) -> str | None:
+    """All X-Forwarded-For lines as one list, in order: a proxy may add its own line instead of appending."""
+    return ", ".join(values) if values else None

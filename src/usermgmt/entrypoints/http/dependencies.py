@@ -19,7 +19,7 @@ from usermgmt.application.handlers.register_user import RegisterUserHandler
 from usermgmt.application.handlers.sessions import ListEventsHandler, ListSessionsHandler, RevokeSessionHandler
 from usermgmt.application.handlers.update_profile import UpdateProfileHandler
 from usermgmt.application.results import Principal
-from usermgmt.entrypoints.http.client_ip import client_ip
+from usermgmt.entrypoints.http.client_ip import client_ip, forwarded_for
 from usermgmt.entrypoints.logging import request_id_var
 
 LOGIN_PATH = "/api/v1/auth/login"
@@ -29,7 +29,7 @@ USER_AGENT_MAX = 512
 def provided(name: str) -> Any:
     """``Depends`` on the container provider ``name`` of the app serving the request (no global wiring)."""
 
-    def dependency(request: Request) -> Any:
+    async def dependency(request: Request) -> Any:  # async: a plain def would cost a thread hop per request
         return getattr(request.app.state.container, name)()
 
     dependency.__name__ = f"provide_{name}"
@@ -50,25 +50,24 @@ ListEvents = Annotated[ListEventsHandler, provided("list_events")]
 bearer = OAuth2PasswordBearer(tokenUrl=LOGIN_PATH, auto_error=False)
 
 
-async def current_principal(
-    request: Request,
-    token: Annotated[str | None, Depends(bearer)],
-    authenticate: Annotated[AuthenticateHandler, provided("authenticate")],
-) -> Principal:
+async def current_principal(request: Request, token: Annotated[str | None, Depends(bearer)]) -> Principal:
     if not token:
         raise InvalidAccessToken("Authentication required: send 'Authorization: Bearer <access token>'.")
+    authenticate: AuthenticateHandler = request.app.state.container.authenticate()  # the hot path: no extra Depends
     return await authenticate(commands.Authenticate(access_token=token))
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 
-def client_info(request: Request) -> commands.ClientInfo:
+async def client_info(request: Request) -> commands.ClientInfo:
     user_agent = request.headers.get("user-agent")
     peer = request.client.host if request.client else None
     return commands.ClientInfo(
         user_agent=user_agent[:USER_AGENT_MAX].replace("\x00", "") if user_agent else None,
-        ip=client_ip(peer, request.headers.get("x-forwarded-for"), request.app.state.trusted_proxies),
+        ip=client_ip(
+            peer, forwarded_for(request.headers.getlist("x-forwarded-for")), request.app.state.trusted_proxies
+        ),
         request_id=request_id_var.get(),
     )
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from usermgmt.entrypoints.http.client_ip import Networks, client_ip
+from usermgmt.entrypoints.http.client_ip import Networks, client_ip, forwarded_for
 from usermgmt.entrypoints.http.errors import PROBLEM_JSON
 from usermgmt.entrypoints.logging import request_id_var
 
@@ -167,24 +167,26 @@ class RequestContextMiddleware:
             else:
                 await self.app(scope, receive, send_with_headers)
         finally:
-            access_logger.info(
-                "%s %s %s",
-                scope["method"],
-                scope["path"],
-                status,
-                extra={
-                    "method": scope["method"],
-                    "path": scope["path"],
-                    "status": status,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                    "client_ip": client_ip(
-                        scope["client"][0] if scope.get("client") else None,
-                        headers.get("x-forwarded-for"),
-                        self.trusted_proxies,
-                    ),
-                },
-            )
+            if access_logger.isEnabledFor(logging.INFO):  # build the line only when it will be written
+                self._log(scope, status, time.perf_counter() - started)
             request_id_var.reset(token)
+
+    def _log(self, scope: Scope, status: int, seconds: float) -> None:
+        forwarded = forwarded_for([v.decode("latin-1") for k, v in scope["headers"] if k == b"x-forwarded-for"])
+        peer = scope["client"][0] if scope.get("client") else None
+        access_logger.info(
+            "%s %s %s",
+            scope["method"],
+            scope["path"],
+            status,
+            extra={
+                "method": scope["method"],
+                "path": scope["path"],
+                "status": status,
+                "duration_ms": round(seconds * 1000, 2),
+                "client_ip": client_ip(peer, forwarded, self.trusted_proxies),
+            },
+        )
 
     def _host_allowed(self, host: str) -> bool:
         if self.any_host:

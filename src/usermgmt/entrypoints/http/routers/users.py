@@ -104,7 +104,7 @@ async def list_events(
     handler: deps.ListEvents,
     limit: Annotated[int, Query(ge=1, le=100, description="Page size.")] = 20,
     cursor: Annotated[
-        str | None, Query(max_length=32, pattern=r"^[0-9]{1,19}$", description="From next_cursor.")
+        str | None, Query(pattern=r"^[0-9]{1,18}$", description="next_cursor of the previous page.")
     ] = None,
 ) -> EventPageOut:
     """The caller's security history, newest first: where and when the account was used and changed."""
