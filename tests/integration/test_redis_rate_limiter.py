@@ -29,7 +29,7 @@ def redis_reachable() -> None:
     except OSError as exc:
         pytest.exit(
             f"Redis is not reachable at {REDIS_HOST}:{REDIS_PORT} ({exc}). The rate-limiter tests need one: start "
-            "Redis (e.g. `docker compose up -d redis`) or set USERMGMT_TEST_REDIS_URL=redis://HOST:PORT/DB.",
+            "Redis (e.g. `redis-server --port 6379`) or set USERMGMT_TEST_REDIS_URL=redis://HOST:PORT/DB.",
             returncode=3,
         )
 
