@@ -59,14 +59,13 @@ def breached_checker_from(settings: Settings) -> PwnedPasswordsChecker | None:
 
 
 def principal_reader_from(settings: Settings, engine: AsyncEngine) -> PrincipalReader:
-    """PostgreSQL gets the asyncpg hot path; SQLite, and PostgreSQL behind a transaction-mode PgBouncer without
-    prepared-statement support (statement cache 0), the SQLAlchemy reader, which runs inside a transaction.
+    """PostgreSQL gets the asyncpg hot path; SQLite (and anything else) the SQLAlchemy reader.
 
-    The hot path runs its prepared statement outside any transaction: through such a PgBouncer, its parse and
-    execute could reach different server connections. PgBouncer >= 1.21 with max_prepared_statements > 0 tracks
-    prepared statements itself; there, keep the cache on and the hot path with it.
+    Behind a transaction-mode PgBouncer (statement cache 0) the hot path still works: asyncpg then sends the
+    statement unnamed, and its parse and execute cannot be split across server connections (checked with
+    PgBouncer 1.18, docs/performance.md).
     """
-    if engine.dialect.name == "postgresql" and settings.database_statement_cache_size > 0:
+    if engine.dialect.name == "postgresql":
         return AsyncpgPrincipalReader(
             settings.resolved_database_url,
             max_size=settings.database_pool_size,

@@ -8,7 +8,6 @@ from collections.abc import Sequence
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import os
 
     import uvicorn
 
@@ -16,8 +15,6 @@ def _serve(args: argparse.Namespace) -> int:
     from usermgmt.container import keyring_from
     from usermgmt.entrypoints.logging import logging_config
 
-    if args.workers > 1 and "USERMGMT_HASH_WORKERS" not in os.environ:  # the cores are shared between workers
-        os.environ["USERMGMT_HASH_WORKERS"] = str(max(1, (os.cpu_count() or 1) // args.workers))
     keyring_from(Settings())  # load or generate the signing keys here, once, before any worker starts
     uvicorn.run(
         "usermgmt.entrypoints.http.app:create_app",

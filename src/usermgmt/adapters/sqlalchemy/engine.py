@@ -22,10 +22,24 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+# SQLSTATE classes that mean "not now" rather than "wrong": connection exception (08), insufficient resources
+# (53: too many connections, out of memory or disk), operator intervention (57: shutting down, starting up).
+UNAVAILABLE_SQLSTATE_CLASSES = frozenset({"08", "53", "57"})
+
+
+def sqlstate_says_unavailable(error: BaseException | None) -> bool:
+    sqlstate = getattr(error, "sqlstate", None)
+    return isinstance(sqlstate, str) and sqlstate[:2] in UNAVAILABLE_SQLSTATE_CLASSES
+
+
 def is_unavailable(error: BaseException) -> bool:
     """True when ``error`` means "the database cannot be reached right now", not "the query is wrong"."""
-    if isinstance(error, exc.DBAPIError) and error.connection_invalidated:
-        return True
+    if isinstance(error, exc.DBAPIError):
+        if error.connection_invalidated:
+            return True
+        driver_error = error.orig.__cause__ if error.orig is not None else None  # asyncpg's, under the adapter's
+        if sqlstate_says_unavailable(error.orig) or sqlstate_says_unavailable(driver_error):
+            return True
     return isinstance(error, UNAVAILABLE_ERRORS)
 
 

@@ -1,20 +1,25 @@
-"""The hot path on PostgreSQL: one prepared statement on a plain asyncpg pool, no SQLAlchemy per request.
+"""The hot path on PostgreSQL: one prepared statement on plain asyncpg connections, no SQLAlchemy per request.
 
 Every authenticated request asks "is this session alive and its user active?". Through SQLAlchemy that costs a
 pool checkout, a BEGIN, the statement and a ROLLBACK, most of a request's CPU time (measured: docs/performance.md).
-Here it is one round trip on a prepared statement, in autocommit. SQLite (the embedded default) keeps
+Here it is one round trip on a prepared statement, in autocommit (ADR 0005). SQLite (the embedded default) keeps
 ``SqlAlchemyPrincipalReader``; the two are held to one contract by tests/integration.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections import deque
+from collections.abc import Awaitable, Callable
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import asyncpg
 from sqlalchemy.engine import make_url
 
+from usermgmt.adapters.sqlalchemy.engine import sqlstate_says_unavailable
 from usermgmt.adapters.sqlalchemy.repositories import user_from_row
 from usermgmt.application.errors import ServiceUnavailable
 from usermgmt.domain.model import User
@@ -42,8 +47,84 @@ class _Record:
         return self._record[name]
 
 
-async def _keep_session_state(_: asyncpg.Connection) -> None:
-    return None
+class ConnectionSet:
+    """A minimal pool: at most ``size`` connections, each lent to one query at a time, dropped when anything
+    goes wrong with it (an error, a timeout, a cancelled request), replaced on demand.
+
+    asyncpg's own Pool costs about as much CPU per use as the query itself here (acquire and release
+    bookkeeping, a timeout and a shielded task per release, a RESET query unless told otherwise), measured at
+    60-70 us per request on our 2-core machine. The hot path runs one read-only statement in autocommit and
+    changes no session state, so it needs none of that.
+    """
+
+    def __init__(self, connect: Callable[[], Awaitable[asyncpg.Connection]], size: int) -> None:
+        self._connect, self._size = connect, size
+        self._idle: list[asyncpg.Connection] = []
+        self._waiters: deque[asyncio.Future[asyncpg.Connection | None]] = deque()
+        self._open = 0  # connections in use, idle or being opened
+
+    async def fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None:
+        connection = await self._acquire()
+        try:
+            record = await connection.fetchrow(query, *args)
+        except BaseException:
+            self._drop(connection)
+            raise
+        self._release(connection)
+        return record
+
+    async def _acquire(self) -> asyncpg.Connection:
+        while self._idle:
+            connection = self._idle.pop()
+            if not connection.is_closed():
+                return connection
+            self._open -= 1
+        if self._open < self._size:
+            self._open += 1  # a free slot: counted now, opened below
+        else:
+            waiter: asyncio.Future[asyncpg.Connection | None] = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                handed = await waiter
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():  # handed over just as we were cancelled
+                    self._pass_on(waiter.result())
+                raise
+            if handed is not None:
+                return handed
+            # None: the slot of a dropped connection, still counted, is ours to open
+        try:
+            return await self._connect()
+        except BaseException:
+            self._pass_on(None)
+            raise
+
+    def _release(self, connection: asyncpg.Connection) -> None:
+        self._pass_on(connection)
+
+    def _drop(self, connection: asyncpg.Connection) -> None:
+        connection.terminate()
+        self._pass_on(None)
+
+    def _pass_on(self, connection: asyncpg.Connection | None) -> None:
+        """Give a connection, or (None) a counted slot to open one in, to the first live waiter; else keep the
+        connection idle, or free the slot."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(connection)
+                return
+        if connection is None:
+            self._open -= 1
+        else:
+            self._idle.append(connection)
+
+    async def close(self) -> None:
+        idle, self._idle = self._idle, []
+        for connection in idle:
+            with contextlib.suppress(Exception):
+                await connection.close(timeout=2)
+        self._open -= len(idle)
 
 
 class AsyncpgPrincipalReader:
@@ -56,36 +137,29 @@ class AsyncpgPrincipalReader:
         command_timeout: float,
         statement_cache_size: int,
     ) -> None:
-        self._dsn = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
-        self._options: dict[str, Any] = {
-            "min_size": 1,
-            "max_size": max_size,
-            "timeout": connect_timeout,
-            "command_timeout": command_timeout,
-            "statement_cache_size": statement_cache_size,
-            "server_settings": {"application_name": "usermgmt"},
-            # The default reset runs "RESET ALL; UNLISTEN *; ..." on every release: a second round trip per
-            # request. This pool only runs one SELECT in autocommit and changes no session state.
-            "reset": _keep_session_state,
-        }
-        self._pool: asyncpg.Pool | None = None
-        self._lock = asyncio.Lock()
+        dsn = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+        self._connections = ConnectionSet(
+            partial(
+                asyncpg.connect,
+                dsn,
+                timeout=connect_timeout,
+                command_timeout=command_timeout,
+                statement_cache_size=statement_cache_size,
+                server_settings={"application_name": "usermgmt"},
+            ),
+            size=max_size,
+        )
 
     async def get_active_user(self, user_id: UserId, session_id: SessionId, now: datetime) -> User | None:
         try:
-            pool = self._pool or await self._open()
-            record = await pool.fetchrow(PRINCIPAL_SQL, session_id, user_id, now)
+            record = await self._connections.fetchrow(PRINCIPAL_SQL, session_id, user_id, now)
         except UNAVAILABLE as exc:
             raise ServiceUnavailable() from exc
+        except asyncpg.PostgresError as exc:
+            if sqlstate_says_unavailable(exc):  # too many connections, shutting down, ...
+                raise ServiceUnavailable() from exc
+            raise
         return user_from_row(_Record(record)) if record is not None else None  # type: ignore[arg-type]
 
-    async def _open(self) -> asyncpg.Pool:
-        async with self._lock:
-            if self._pool is None:  # a failed attempt leaves None behind: the next request tries again
-                self._pool = await asyncpg.create_pool(self._dsn, **self._options)
-            return self._pool
-
     async def close(self) -> None:
-        if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
+        await self._connections.close()
