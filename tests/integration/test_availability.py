@@ -18,7 +18,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.integration.builders import NOW, new_session, new_user
-from tests.integration.tcp_proxy import SilentServer, TcpProxy
+from tests.support.proxy import SilentServer, TcpProxy
 from usermgmt.adapters.sqlalchemy.engine import build_engine
 from usermgmt.adapters.sqlalchemy.fast_principals import AsyncpgPrincipalReader
 from usermgmt.adapters.sqlalchemy.health import SqlAlchemyHealthCheck
