@@ -82,6 +82,10 @@ class Settings(BaseSettings):
     )
     rate_limit_registrations_per_ip: str = Field("30/1h", description="Registrations per client IP.")
     rate_limit_refreshes_per_session: str = Field("30/1m", description="Token refreshes per session.")
+    rate_limit_refresh_failures_per_ip: str = Field(
+        "60/1m", description="Refused refresh tokens (unknown, expired or replayed) per client IP."
+    )
+    rate_limit_profile_updates_per_user: str = Field("20/15m", description="Profile updates per user.")
     rate_limit_password_changes_per_user: str = Field("5/15m", description="Password changes per user.")
     rate_limit_deletions_per_user: str = Field("5/15m", description="Account deletion attempts per user.")
     pwned_passwords_enabled: bool = Field(
@@ -133,6 +137,8 @@ class Settings(BaseSettings):
         "rate_limit_login_failures_per_account",
         "rate_limit_registrations_per_ip",
         "rate_limit_refreshes_per_session",
+        "rate_limit_refresh_failures_per_ip",
+        "rate_limit_profile_updates_per_user",
         "rate_limit_password_changes_per_user",
         "rate_limit_deletions_per_user",
     )

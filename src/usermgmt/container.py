@@ -47,6 +47,8 @@ def rate_limit_policy_from(settings: Settings) -> RateLimitPolicy:
         login_failures_per_account=rate(settings.rate_limit_login_failures_per_account),
         registrations_per_ip=rate(settings.rate_limit_registrations_per_ip),
         refreshes_per_session=rate(settings.rate_limit_refreshes_per_session),
+        refresh_failures_per_ip=rate(settings.rate_limit_refresh_failures_per_ip),
+        profile_updates_per_user=rate(settings.rate_limit_profile_updates_per_user),
         password_changes_per_user=rate(settings.rate_limit_password_changes_per_user),
         deletions_per_user=rate(settings.rate_limit_deletions_per_user),
     )
@@ -145,7 +147,7 @@ class Container(containers.DeclarativeContainer):
     authenticate = providers.Singleton(
         AuthenticateHandler, access_tokens=access_tokens, principals=principals, clock=clock
     )
-    update_profile = providers.Factory(UpdateProfileHandler, uow=uow, clock=clock)
+    update_profile = providers.Factory(UpdateProfileHandler, uow=uow, clock=clock, guard=guard)
     change_password = providers.Factory(
         ChangePasswordHandler, uow=uow, hasher=hasher, screen=password_screen, clock=clock, guard=guard
     )

@@ -36,6 +36,8 @@ async def limited_app(
         "rate_limit_refreshes_per_session": "3/1m",
         "rate_limit_password_changes_per_user": "2/15m",
         "rate_limit_deletions_per_user": "2/15m",
+        "rate_limit_refresh_failures_per_ip": "3/1m",
+        "rate_limit_profile_updates_per_user": "2/15m",
         **getattr(request, "param", {}),
     }
     settings = make_settings(database_url, tmp_path, signing_keys_dir=keys_dir, **overrides)
@@ -199,3 +201,32 @@ async def test_limits_can_be_switched_off(limited_app: FastAPI) -> None:
             for _ in range(8)
         }
     assert statuses == {401}
+
+
+async def test_refused_refresh_tokens_throttle_that_ip(limited_app: FastAPI) -> None:
+    await register(limited_app)
+    async with client_at(limited_app, "192.0.2.60") as owner:
+        token = (await owner.post(LOGIN, json={"login": "owner@example.com", "password": PASSWORD})).json()[
+            "refresh_token"
+        ]
+    async with client_at(limited_app, "203.0.113.61") as guesser:
+        for i in range(3):
+            assert_problem(
+                await guesser.post(REFRESH, json={"refresh_token": f"guess-{i}"}), 401, "invalid_refresh_token"
+            )
+        assert_rate_limited(await guesser.post(REFRESH, json={"refresh_token": "guess-4"}))
+        assert_rate_limited(await guesser.post(REFRESH, json={"refresh_token": token}))  # refused before lookup
+    async with client_at(limited_app, "192.0.2.60") as owner:  # the owner, elsewhere, is unaffected
+        assert (await owner.post(REFRESH, json={"refresh_token": token})).status_code == 200
+
+
+async def test_profile_updates_per_user(limited_app: FastAPI) -> None:
+    await register(limited_app)
+    async with client_at(limited_app, "192.0.2.70") as client:
+        tokens = (await client.post(LOGIN, json={"login": "owner@example.com", "password": PASSWORD})).json()
+        auth = {"Authorization": f"Bearer {tokens['access_token']}"}
+        for name in ("One", "Two"):
+            assert (await client.patch(ME, headers=auth, json={"full_name": name})).status_code == 200
+        # Each email or username change is also a probe of whether another account holds it: bounded.
+        assert_rate_limited(await client.patch(ME, headers=auth, json={"email": "probe@example.com"}))
+        assert (await client.get(ME, headers=auth)).json()["full_name"] == "Two"

@@ -23,6 +23,8 @@ class RateLimitPolicy:
     login_failures_per_account: Rate = Rate(100, timedelta(minutes=15))
     registrations_per_ip: Rate = Rate(30, timedelta(hours=1))
     refreshes_per_session: Rate = Rate(30, timedelta(minutes=1))
+    refresh_failures_per_ip: Rate = Rate(60, timedelta(minutes=1))
+    profile_updates_per_user: Rate = Rate(20, timedelta(minutes=15))
     password_changes_per_user: Rate = Rate(5, timedelta(minutes=15))
     deletions_per_user: Rate = Rate(5, timedelta(minutes=15))
 

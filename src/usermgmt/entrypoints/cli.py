@@ -8,7 +8,6 @@ from collections.abc import Sequence
 
 
 def _serve(args: argparse.Namespace) -> int:
-
     import uvicorn
 
     from usermgmt.config import Settings

@@ -162,8 +162,8 @@ def authenticate(
 
 
 @pytest.fixture
-def update_profile(uow: RecordingUnitOfWork, clock: FrozenClock) -> UpdateProfileHandler:
-    return UpdateProfileHandler(uow=uow, clock=clock)
+def update_profile(uow: RecordingUnitOfWork, clock: FrozenClock, guard: Guard) -> UpdateProfileHandler:
+    return UpdateProfileHandler(uow=uow, clock=clock, guard=guard)
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from datetime import timedelta
 from usermgmt.application import commands
 from usermgmt.application.audit import security_event
 from usermgmt.application.errors import ConcurrentUpdate, InvalidRefreshToken
-from usermgmt.application.handlers._shared import Guard
+from usermgmt.application.handlers._shared import Guard, client_key
 from usermgmt.application.ports import AccessTokenService, Clock, RefreshTokenFactory, UnitOfWork
 from usermgmt.application.results import TokenPair
 from usermgmt.domain.events import EventType
@@ -29,18 +29,26 @@ class RefreshSessionHandler:
 
     async def __call__(self, cmd: commands.RefreshSession) -> TokenPair:
         """Raises: InvalidRefreshToken, RateLimited."""
+        ip_key = client_key(cmd.client)
+        full = await self._guard.throttle.is_full("refresh_failures_per_ip", ip_key)
+        if full is not None:  # a client guessing or replaying tokens: refused before any database work
+            await self._guard.reject(full, ip_key, client=cmd.client)
         presented = self._refresh.digest(cmd.refresh_token)
         now = self._clock.now()
-        async with self._uow:
-            session = await self._uow.sessions.get_by_refresh_token(presented)
-            if session is None:
-                await self._detect_reuse(presented, cmd.client)
-                raise InvalidRefreshToken()
-            user = await self._uow.users.get(session.user_id)
-            if session.is_expired(now) or user is None or not user.is_active:
-                await self._uow.sessions.delete(session.id)
-                await self._uow.commit()
-                raise InvalidRefreshToken()
+        try:
+            async with self._uow:
+                session = await self._uow.sessions.get_by_refresh_token(presented)
+                if session is None:
+                    await self._detect_reuse(presented, cmd.client)
+                    raise InvalidRefreshToken()
+                user = await self._uow.users.get(session.user_id)
+                if session.is_expired(now) or user is None or not user.is_active:
+                    await self._uow.sessions.delete(session.id)
+                    await self._uow.commit()
+                    raise InvalidRefreshToken()
+        except InvalidRefreshToken:
+            await self._guard.throttle.count("refresh_failures_per_ip", ip_key)
+            raise
         await self._guard.hit("refreshes_per_session", str(session.id), client=cmd.client, user_id=session.user_id)
 
         new_token = self._refresh.generate()

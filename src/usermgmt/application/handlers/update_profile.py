@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from usermgmt.application import commands
 from usermgmt.application.audit import security_event
-from usermgmt.application.handlers._shared import load_user
+from usermgmt.application.handlers._shared import Guard, load_user
 from usermgmt.application.ports import Clock, UnitOfWork
 from usermgmt.domain.events import EventType
 from usermgmt.domain.model import User
@@ -12,11 +12,16 @@ from usermgmt.domain.value_objects import Email, FullName, Username
 class UpdateProfileHandler:
     """Change email, username or full name; uniqueness holds as at registration."""
 
-    def __init__(self, uow: UnitOfWork, clock: Clock) -> None:
-        self._uow, self._clock = uow, clock
+    def __init__(self, uow: UnitOfWork, clock: Clock, guard: Guard) -> None:
+        self._uow, self._clock, self._guard = uow, clock, guard
 
     async def __call__(self, cmd: commands.UpdateProfile) -> User:
-        """Raises: EmailTaken, UsernameTaken, InvalidEmail, InvalidUsername, InvalidFullName, ConcurrentUpdate."""
+        """Raises: RateLimited, EmailTaken, UsernameTaken, InvalidEmail, InvalidUsername, InvalidFullName,
+        ConcurrentUpdate.
+
+        Limited per user: each change of email or username is also a probe of whether another account holds it.
+        """
+        await self._guard.hit("profile_updates_per_user", str(cmd.user_id), client=cmd.client, user_id=cmd.user_id)
         email = Email(cmd.email) if cmd.email is not None else None
         username = Username(cmd.username) if cmd.username is not None else None
         full_name = FullName(cmd.full_name) if cmd.full_name is not None else None

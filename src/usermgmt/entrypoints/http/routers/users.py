@@ -31,7 +31,7 @@ async def get_me(principal: deps.CurrentPrincipal) -> UserOut:
     return user_out(principal.user)
 
 
-@router.patch("", response_model=UserOut, responses=responses(400, 401, 409, 413, 415, 422, 503))
+@router.patch("", response_model=UserOut, responses=responses(400, 401, 409, 413, 415, 422, 429, 503))
 async def update_me(
     body: ProfilePatch, principal: deps.CurrentPrincipal, handler: deps.UpdateProfile, client: deps.Client
 ) -> UserOut:
