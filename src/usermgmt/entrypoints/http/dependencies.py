@@ -47,16 +47,20 @@ ListSessions = Annotated[ListSessionsHandler, provided("list_sessions")]
 RevokeSession = Annotated[RevokeSessionHandler, provided("revoke_session")]
 ListEvents = Annotated[ListEventsHandler, provided("list_events")]
 
-bearer = OAuth2PasswordBearer(tokenUrl=LOGIN_PATH, auto_error=False)
+
+class BearerPrincipal(OAuth2PasswordBearer):
+    """The caller, from ``Authorization: Bearer``. One dependency that is also the OpenAPI security scheme (so the
+    /docs Authorize button works): the hot path of every protected route resolves nothing else."""
+
+    async def __call__(self, request: Request) -> Principal:  # type: ignore[override]
+        token = await super().__call__(request)
+        if not token:
+            raise InvalidAccessToken("Authentication required: send 'Authorization: Bearer <access token>'.")
+        authenticate: AuthenticateHandler = request.app.state.container.authenticate()
+        return await authenticate(commands.Authenticate(access_token=token))
 
 
-async def current_principal(request: Request, token: Annotated[str | None, Depends(bearer)]) -> Principal:
-    if not token:
-        raise InvalidAccessToken("Authentication required: send 'Authorization: Bearer <access token>'.")
-    authenticate: AuthenticateHandler = request.app.state.container.authenticate()  # the hot path: no extra Depends
-    return await authenticate(commands.Authenticate(access_token=token))
-
-
+current_principal = BearerPrincipal(tokenUrl=LOGIN_PATH, scheme_name="OAuth2PasswordBearer", auto_error=False)
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 

@@ -10,7 +10,6 @@ import time
 import uuid
 from collections.abc import Collection, Sequence
 from http import HTTPStatus
-from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -43,7 +42,7 @@ async def _send_problem(send: Send, status: int, code: str, detail: str) -> None
 
 
 class RequestGuardMiddleware:
-    """Reject oversized bodies (413, also when chunked), non-JSON bodies (415), and mark API answers no-store.
+    """Reject oversized bodies (413, also when chunked) and non-JSON bodies (415).
 
     Bodies are read here, up to ``max_body_bytes``, and replayed to the app: they are small by contract, and
     counting the bytes actually received is the only check a chunked body without Content-Length cannot dodge.
@@ -56,7 +55,6 @@ class RequestGuardMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        send = self._no_store(scope, send)
         if scope["method"] not in BODY_METHODS:
             await self.app(scope, receive, send)
             return
@@ -106,21 +104,6 @@ class RequestGuardMiddleware:
 
     async def _too_large(self, send: Send) -> None:
         await _send_problem(send, 413, "payload_too_large", f"The body must be at most {self.max_body_bytes} bytes.")
-
-    @staticmethod
-    def _no_store(scope: Scope, send: Send) -> Send:
-        if not scope["path"].startswith("/api/"):
-            return send
-
-        async def send_no_store(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers: list[Any] = list(message.get("headers", []))
-                if not any(name.lower() == b"cache-control" for name, _ in headers):
-                    headers.append((b"cache-control", b"no-store"))
-                message = {**message, "headers": headers}
-            await send(message)
-
-        return send_no_store
 
 
 class RequestContextMiddleware:
@@ -207,6 +190,8 @@ class RequestContextMiddleware:
         ]
         if self.hsts:
             extra.append((b"strict-transport-security", self.hsts))
+        if path.startswith("/api/"):  # user data and tokens: never cached (a route may set its own)
+            extra.append((b"cache-control", b"no-store"))
         return extra
 
 
