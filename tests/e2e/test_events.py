@@ -107,3 +107,18 @@ async def test_session_revocation_and_reuse_detection_are_recorded(client: httpx
     types = [e["type"] for e in await all_events(client, {"Authorization": f"Bearer {relogin['access_token']}"})]
     assert types[:4] == ["login_succeeded", "logged_out", "session_revoked", "login_succeeded"]
     assert "refresh_reuse_detected" in types
+
+
+async def test_a_wrong_password_when_confirming_is_recorded(client: httpx.AsyncClient, signup: Signup) -> None:
+    """A thief holding the owner's token but not the password shows up in the owner's history."""
+    account = await signup()
+    await client.post(
+        f"{ME}/password", headers=account.auth, json={"current_password": "guess one", "new_password": "x" * 12}
+    )
+    await client.request("DELETE", ME, headers=account.auth, json={"password": "guess two"})
+
+    items = (await client.get(EVENTS, headers=account.auth)).json()["items"]
+
+    failures = [item for item in items if item["type"] == "password_confirmation_failed"]
+    assert [item["details"] for item in failures] == [{"purpose": "account_deletion"}, {"purpose": "password_change"}]
+    assert all(item["session_id"] is None and item["ip"] == "203.0.113.7" for item in failures)

@@ -20,6 +20,7 @@ class EventType(StrEnum):
     LOGGED_OUT = "logged_out"
     SESSION_REVOKED = "session_revoked"
     PASSWORD_CHANGED = "password_changed"  # noqa: S105 - an event name
+    PASSWORD_CONFIRMATION_FAILED = "password_confirmation_failed"  # noqa: S105 - an event name
     PROFILE_UPDATED = "profile_updated"
     ACCOUNT_DELETED = "account_deleted"
     RATE_LIMITED = "rate_limited"

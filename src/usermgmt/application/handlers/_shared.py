@@ -22,8 +22,19 @@ async def load_user(uow: UnitOfWork, user_id: UserId) -> User:
     return user
 
 
-async def confirm_password(uow: UnitOfWork, hasher: PasswordHasher, user_id: UserId, password: str) -> User:
+async def confirm_password(
+    uow: UnitOfWork,
+    hasher: PasswordHasher,
+    clock: Clock,
+    *,
+    user_id: UserId,
+    password: str,
+    client: ClientInfo,
+    purpose: str,
+) -> User:
     """Re-authenticate the caller with their current password. The hash check runs with no transaction open.
+
+    A wrong password is recorded in the owner's security history: it may be a thief holding their token.
 
     Raises: InvalidPassword, InvalidAccessToken.
     """
@@ -31,6 +42,17 @@ async def confirm_password(uow: UnitOfWork, hasher: PasswordHasher, user_id: Use
         user = await load_user(uow, user_id)
     matches, _ = await hasher.verify_and_update(PlainPassword(password), user.password_hash)
     if not matches:
+        async with uow:
+            await uow.events.add(
+                security_event(
+                    EventType.PASSWORD_CONFIRMATION_FAILED,
+                    at=clock.now(),
+                    client=client,
+                    user_id=user_id,
+                    purpose=purpose,
+                )
+            )
+            await uow.commit()
         raise InvalidPassword()
     return user
 

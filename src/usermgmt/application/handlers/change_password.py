@@ -24,7 +24,15 @@ class ChangePasswordHandler:
         Raises: RateLimited, InvalidPassword, WeakPassword, ConcurrentUpdate.
         """
         await self._guard.hit("password_changes_per_user", str(cmd.user_id), client=cmd.client, user_id=cmd.user_id)
-        user = await confirm_password(self._uow, self._hasher, cmd.user_id, cmd.current_password)
+        user = await confirm_password(
+            self._uow,
+            self._hasher,
+            self._clock,
+            user_id=cmd.user_id,
+            password=cmd.current_password,
+            client=cmd.client,
+            purpose="password_change",
+        )
         new_password = PlainPassword(cmd.new_password)
         await self._screen.check(new_password, email=user.email, username=user.username, full_name=user.full_name)
         new_hash = await self._hasher.hash(new_password)

@@ -21,7 +21,15 @@ class DeleteAccountHandler:
     async def __call__(self, cmd: commands.DeleteAccount) -> DeletionReceipt:
         """Raises: RateLimited, InvalidPassword."""
         await self._guard.hit("deletions_per_user", str(cmd.user_id), client=cmd.client, user_id=cmd.user_id)
-        await confirm_password(self._uow, self._hasher, cmd.user_id, cmd.password)
+        await confirm_password(
+            self._uow,
+            self._hasher,
+            self._clock,
+            user_id=cmd.user_id,
+            password=cmd.password,
+            client=cmd.client,
+            purpose="account_deletion",
+        )
         now = self._clock.now()
         async with self._uow:
             counts = await self._uow.users.erase(cmd.user_id)
