@@ -27,7 +27,12 @@ from usermgmt.application.handlers.login import LoginHandler
 from usermgmt.application.handlers.logout import LogoutHandler
 from usermgmt.application.handlers.refresh_session import RefreshSessionHandler
 from usermgmt.application.handlers.register_user import RegisterUserHandler
-from usermgmt.application.handlers.sessions import ListEventsHandler, ListSessionsHandler, RevokeSessionHandler
+from usermgmt.application.handlers.sessions import (
+    ListEventsHandler,
+    ListSessionsHandler,
+    PurgeExpiredSessionsHandler,
+    RevokeSessionHandler,
+)
 from usermgmt.application.handlers.update_profile import UpdateProfileHandler
 from usermgmt.application.ports import PrincipalReader, Rate
 from usermgmt.application.screening import PasswordScreen
@@ -155,6 +160,7 @@ class Container(containers.DeclarativeContainer):
     list_sessions = providers.Factory(ListSessionsHandler, uow=uow, clock=clock)
     revoke_session = providers.Factory(RevokeSessionHandler, uow=uow, clock=clock)
     list_events = providers.Factory(ListEventsHandler, uow=uow)
+    purge_expired_sessions = providers.Factory(PurgeExpiredSessionsHandler, uow=uow, clock=clock)
 
 
 def build_container(settings: Settings | None = None) -> Container:

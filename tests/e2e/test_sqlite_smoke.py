@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import httpx
 import jwt
 import pytest
 
-from tests.support.server import migrate, serve, service_env
+from tests.support.server import BIN, ROOT, migrate, serve, service_env
 
 
 @pytest.fixture
@@ -50,3 +51,13 @@ def test_embedded_sqlite_serves_the_whole_flow_and_pyjwt_verifies_via_jwks_url(s
     assert claims["sub"] == registered.json()["id"]
     with pytest.raises(jwt.InvalidAudienceError):
         jwt.decode(token, signing_key.key, algorithms=["ES256"], audience="someone-else", issuer="usermgmt")
+
+
+def test_purge_sessions_command(tmp_path: Path) -> None:
+    """The periodic clean-up, as a cron job would run it: `usermgmt purge-sessions`."""
+    env = service_env(tmp_path / "var")
+    migrate(env)
+    done = subprocess.run(
+        [BIN / "usermgmt", "purge-sessions"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "purged 0 expired sessions"

@@ -316,3 +316,30 @@ async def test_session_for_a_user_that_no_longer_exists_is_refused_as_a_concurre
     async with uow:
         with pytest.raises(ConcurrentUpdate):
             await uow.sessions.add(new_session(gone))
+
+
+async def test_expired_sessions_are_purged_with_their_retired_tokens(uow: UnitOfWork) -> None:
+    alice = new_user("alice@example.com")
+    old = new_session(alice, label="old", now=NOW - timedelta(days=31))  # lifetime 30 days: expired at NOW
+    live = new_session(alice, label="live", now=NOW)
+    async with uow:
+        await uow.users.add(alice)
+        await uow.sessions.add(old)
+        await uow.sessions.add(live)
+        for session, label in ((old, "old-2"), (live, "live-2")):
+            retired = session.rotate(
+                token_hash(label), now=session.created_at, lifetime=timedelta(days=30), user_agent=None, ip=None
+            )
+            await uow.sessions.save_rotation(session, retired)
+        await uow.commit()
+
+    async with uow:
+        purged = await uow.sessions.delete_expired(NOW)
+        await uow.commit()
+
+    assert purged == 1
+    async with uow:
+        assert [s.id for s in await uow.sessions.list_for_user(alice.id)] == [live.id]
+        assert await uow.sessions.find_by_retired_token(token_hash("old")) is None
+        assert await uow.sessions.find_by_retired_token(token_hash("live")) == live.id
+        assert await uow.users.get(alice.id) is not None

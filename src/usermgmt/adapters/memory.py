@@ -164,6 +164,12 @@ class InMemorySessionRepository:
             self._drop(sid)
         return len(doomed)
 
+    async def delete_expired(self, now: datetime) -> int:
+        doomed = [sid for sid, s in self._store.sessions.items() if s.is_expired(now)]
+        for sid in doomed:
+            self._drop(sid)
+        return len(doomed)
+
     def _drop(self, session_id: SessionId) -> None:
         del self._store.sessions[session_id]
         for token_hash in [h for h, sid in self._store.retired.items() if sid == session_id]:

@@ -55,6 +55,9 @@ class SessionRepository(Protocol):
     async def delete(self, session_id: SessionId, *, user_id: UserId | None = None) -> bool: ...
     async def delete_for_user(self, user_id: UserId, *, keep: SessionId | None = None) -> int: ...
 
+    async def delete_expired(self, now: datetime) -> int:
+        """Delete the sessions that expired before ``now`` (and their retired token hashes); return how many."""
+
 
 class EventRepository(Protocol):
     async def add(self, event: SecurityEvent) -> None:

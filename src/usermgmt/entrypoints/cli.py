@@ -43,6 +43,22 @@ def _migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _purge_sessions(_: argparse.Namespace) -> int:
+    import asyncio
+
+    from usermgmt.container import build_container, close_resources
+
+    async def purge() -> int:
+        container = build_container()
+        try:
+            return int(await container.purge_expired_sessions()())
+        finally:
+            await close_resources(container)
+
+    print(f"purged {asyncio.run(purge())} expired sessions")  # noqa: T201 - the command's output
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="usermgmt", description="User-management backend.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -58,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.add_argument("revision", nargs="?", default="head")
     migrate.add_argument("--downgrade", action="store_true", help="downgrade to REVISION instead")
     migrate.set_defaults(func=_migrate)
+
+    purge = sub.add_parser("purge-sessions", help="delete expired sessions and their retired refresh-token hashes")
+    purge.set_defaults(func=_purge_sessions)
     return parser
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Row, delete, insert, select, update
@@ -235,6 +236,12 @@ class SqlAlchemySessionRepository:
         condition = sessions.c.user_id == user_id
         if keep is not None:
             condition = condition & (sessions.c.id != keep)
+        await self._delete_retired(condition)
+        result = await self._connection.execute(delete(sessions).where(condition))
+        return int(result.rowcount)
+
+    async def delete_expired(self, now: datetime) -> int:
+        condition = sessions.c.expires_at <= now
         await self._delete_retired(condition)
         result = await self._connection.execute(delete(sessions).where(condition))
         return int(result.rowcount)

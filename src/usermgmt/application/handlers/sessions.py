@@ -60,3 +60,16 @@ class ListEventsHandler:
             events = await self._uow.events.list_for_user(cmd.user_id, limit=limit + 1, before=cmd.before)
         page = list(events[:limit])
         return EventPage(items=page, next_before=page[-1].id if len(events) > limit else None)
+
+
+class PurgeExpiredSessionsHandler:
+    """Delete expired sessions and the refresh-token hashes they retired (run it periodically: a cron job)."""
+
+    def __init__(self, uow: UnitOfWork, clock: Clock) -> None:
+        self._uow, self._clock = uow, clock
+
+    async def __call__(self) -> int:
+        async with self._uow:
+            purged = await self._uow.sessions.delete_expired(self._clock.now())
+            await self._uow.commit()
+        return purged
