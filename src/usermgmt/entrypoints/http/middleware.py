@@ -1,5 +1,5 @@
-"""Pure-ASGI layers in front of the routes: request id, access log, security headers, allowed hosts; then
-body size, content type, and no caching of API answers."""
+"""Pure-ASGI layers in front of the routes: request id, access log, security headers (no-store on the API),
+allowed hosts; then body size and content type."""
 
 from __future__ import annotations
 
