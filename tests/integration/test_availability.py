@@ -12,10 +12,11 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import asyncpg
 import pytest
-from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from tests.integration.builders import NOW, new_session, new_user
 from tests.support.proxy import SilentServer, TcpProxy
@@ -23,6 +24,7 @@ from usermgmt.adapters.sqlalchemy.engine import build_engine
 from usermgmt.adapters.sqlalchemy.fast_principals import AsyncpgPrincipalReader
 from usermgmt.adapters.sqlalchemy.health import SqlAlchemyHealthCheck
 from usermgmt.adapters.sqlalchemy.principals import SqlAlchemyPrincipalReader
+from usermgmt.adapters.sqlalchemy.repositories import trusted
 from usermgmt.adapters.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork
 from usermgmt.application.errors import ServiceUnavailable
 from usermgmt.application.results import Principal
@@ -46,6 +48,16 @@ async def timed(action: Callable[[], Awaitable[object]]) -> tuple[object, float]
     except Exception as exc:
         outcome = exc
     return outcome, time.monotonic() - started
+
+
+def sqlstates(error: BaseException | None) -> list[str]:
+    """The SQLSTATEs along ``error``'s chain of causes (the driver's error is at the bottom)."""
+    found = []
+    while error is not None:
+        if isinstance(getattr(error, "sqlstate", None), str):
+            found.append(error.sqlstate)  # type: ignore[attr-defined]
+        error = error.__cause__
+    return sorted(set(found))
 
 
 async def read_something(engine: AsyncEngine) -> None:
@@ -302,16 +314,22 @@ async def test_connection_lost_at_the_end_of_a_read_only_unit_of_work_keeps_what
 
 
 async def test_database_errors_that_are_not_outages_are_not_masked(outage: Outage) -> None:
-    """A wrong query is a bug, not unavailability: it must not turn into a 503 that invites retries."""
+    """A statement the database refuses is a bug, not unavailability: it must not turn into a 503 that invites
+    retries. Here a value that skipped validation (``trusted``) is too long for its column (SQLSTATE 22001)."""
+    too_long = new_user()
+    too_long.email = trusted(Email, f"{'x' * 300}@example.com")
 
-    async def bad_query() -> None:
+    async def insert_it() -> None:
         async with SqlAlchemyUnitOfWork(outage.engine) as uow:
-            await uow.users._connection.execute(text("SELECT no_such_column FROM users"))
+            await uow.users.add(too_long)
+            await uow.commit()
 
-    outcome, _ = await timed(bad_query)
+    outcome, _ = await timed(insert_it)
 
-    assert not isinstance(outcome, ServiceUnavailable)
-    assert isinstance(outcome, Exception)
+    assert not isinstance(outcome, ServiceUnavailable), repr(outcome)
+    assert isinstance(outcome, DBAPIError), repr(outcome)
+    assert sqlstates(outcome) == ["22001"]
+    await outage.use_unit_of_work()  # and the connection it happened on is still good
 
 
 async def test_a_database_that_stops_answering_mid_connection_is_unavailable_fast(outage: Outage) -> None:
@@ -352,3 +370,74 @@ async def test_the_asyncpg_hot_path_reports_an_outage_and_recovers(outage: Outag
         assert isinstance(results[-1], Principal), results
     finally:
         await reader.close()
+
+
+# --- the server ends or cancels the work -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("setting", "sqlstate"),
+    [("statement_timeout", "57014"), ("lock_timeout", "55P03")],
+    ids=["statement_timeout-57014", "lock_timeout-55P03"],
+)
+async def test_a_statement_the_server_gives_up_on_is_unavailable(
+    clean_database: AsyncEngine, database_url: str, setting: str, sqlstate: str
+) -> None:
+    """The server's own timeouts answer as our command timeout does (503), by the decision recorded in engine.py:
+    the statement was not wrong, the database was too busy (here: a row lock held elsewhere) to run it in time."""
+    user = new_user()
+    async with SqlAlchemyUnitOfWork(clean_database) as uow:
+        await uow.users.add(user)
+        await uow.commit()
+    impatient = create_async_engine(database_url, connect_args={"server_settings": {setting: "200"}})
+    try:
+        async with SqlAlchemyUnitOfWork(clean_database) as holder:
+            assert await holder.users.get(user.id, for_update=True) is not None  # holds the row lock
+
+            with pytest.raises(ServiceUnavailable) as raised:
+                async with SqlAlchemyUnitOfWork(impatient) as uow:
+                    await uow.users.get(user.id, for_update=True)
+
+        assert sqlstates(raised.value) == [sqlstate]
+        async with SqlAlchemyUnitOfWork(impatient) as uow:  # the lock is gone: the same statement passes
+            assert await uow.users.get(user.id, for_update=True) is not None
+    finally:
+        await impatient.dispose()
+
+
+async def test_the_hot_path_reports_a_session_the_server_terminated_and_reconnects(
+    clean_database: AsyncEngine, database_url: str
+) -> None:
+    """pg_terminate_backend under an idle hot-path connection, and the next request at once. Depending on when the
+    server's goodbye reaches asyncpg, the connection is seen closed and replaced before the query (the answer is
+    right), or the query fails in one of three ways (ConnectionDoesNotExistError, InterfaceError, or even
+    InternalClientError when the goodbye races the query). Never anything but the answer or ServiceUnavailable,
+    and the request after it is served."""
+    user = new_user()
+    session = new_session(user)
+    async with SqlAlchemyUnitOfWork(clean_database) as uow:
+        await uow.users.add(user)
+        await uow.sessions.add(session)
+        await uow.commit()
+    reader = AsyncpgPrincipalReader(
+        database_url, max_size=1, connect_timeout=5, command_timeout=5, statement_cache_size=100
+    )
+    database = make_url(database_url).database
+    admin = await asyncpg.connect(make_url(database_url).set(drivername="postgresql").render_as_string(False))
+    outcomes: list[str] = []
+    try:
+        for _ in range(20):
+            assert await reader.get(user.id, session.id, NOW) is not None
+            hot_path = await admin.fetch(
+                "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND application_name = 'usermgmt'", database
+            )
+            assert len(hot_path) == 1
+            await admin.execute("SELECT pg_terminate_backend($1)", hot_path[0]["pid"])  # no wait: race the goodbye
+
+            outcome, _ = await timed(lambda: reader.get(user.id, session.id, NOW))
+            assert isinstance(outcome, Principal | ServiceUnavailable), repr(outcome)
+            outcomes.append(type(outcome).__name__)
+    finally:
+        await admin.close()
+        await reader.close()
+    assert "ServiceUnavailable" in outcomes, outcomes  # the race was run, not only the easy case

@@ -20,7 +20,7 @@ import asyncpg
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.engine import make_url
 
-from usermgmt.adapters.sqlalchemy.engine import sqlstate_says_unavailable
+from usermgmt.adapters.sqlalchemy.engine import is_unavailable
 from usermgmt.adapters.sqlalchemy.principals import PRINCIPAL_QUERY, principal_from_row
 from usermgmt.application.errors import ServiceUnavailable
 from usermgmt.application.results import Principal
@@ -37,7 +37,13 @@ def _compile_for_asyncpg() -> str:
 
 PRINCIPAL_SQL = _compile_for_asyncpg()
 
-UNAVAILABLE = (OSError, asyncio.TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError)
+
+class ConnectionLost(ConnectionError):
+    """A query failed and left its connection closed (the server ended the session, the socket broke): the
+    failure is the connection's, whatever the driver called it. asyncpg reports a session ended under it in
+    several ways (``ConnectionDoesNotExistError``, ``InterfaceError: connection is closed``, even an
+    ``InternalClientError`` when the server's goodbye races the query); a closed connection is the one sure sign,
+    as it is for SQLAlchemy's asyncpg dialect (``connection_invalidated``)."""
 
 
 class _Record:
@@ -69,10 +75,18 @@ class ConnectionSet:
         self._open = 0  # connections in use, idle or being opened
 
     async def fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None:
+        """Raises what opening a connection raised, ``ConnectionLost`` (from the driver's error) when the query
+        failed and left its connection closed, or the query's own error."""
         connection = await self._acquire()
         try:
             record = await connection.fetchrow(query, *args)
-        except BaseException:
+        except Exception as exc:
+            lost = connection.is_closed()
+            self._drop(connection)
+            if lost:
+                raise ConnectionLost("the connection closed under the query") from exc
+            raise
+        except BaseException:  # cancelled: the connection's protocol state is unknown
             self._drop(connection)
             raise
         self._release(connection)
@@ -143,25 +157,32 @@ class AsyncpgPrincipalReader:
         statement_cache_size: int,
     ) -> None:
         dsn = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
-        self._connections = ConnectionSet(
-            partial(
-                asyncpg.connect,
-                dsn,
-                timeout=connect_timeout,
-                command_timeout=command_timeout,
-                statement_cache_size=statement_cache_size,
-                server_settings={"application_name": "usermgmt"},
-            ),
-            size=max_size,
+        self._open = partial(
+            asyncpg.connect,
+            dsn,
+            timeout=connect_timeout,
+            command_timeout=command_timeout,
+            statement_cache_size=statement_cache_size,
+            server_settings={"application_name": "usermgmt"},
         )
+        self._connections = ConnectionSet(self._connect, size=max_size)
+
+    async def _connect(self) -> asyncpg.Connection:
+        try:
+            return await self._open()
+        except Exception as exc:
+            if is_unavailable(exc, connecting=True):  # refused, timed out, not accepting sessions, starting up, ...
+                raise ServiceUnavailable() from exc
+            raise
 
     async def get(self, user_id: UserId, session_id: SessionId, now: datetime) -> Principal | None:
+        """Raises: ServiceUnavailable (``engine.is_unavailable``, in connecting or in the query)."""
         try:
             record = await self._connections.fetchrow(PRINCIPAL_SQL, session_id, user_id, now)
-        except UNAVAILABLE as exc:
-            raise ServiceUnavailable() from exc
-        except asyncpg.PostgresError as exc:
-            if sqlstate_says_unavailable(exc):  # too many connections, shutting down, ...
+        except ServiceUnavailable:
+            raise
+        except Exception as exc:
+            if is_unavailable(exc):  # the connection lost, a command timeout, too many connections, shutting down, ...
                 raise ServiceUnavailable() from exc
             raise
         return principal_from_row(_Record(record), session_id) if record is not None else None

@@ -61,12 +61,21 @@ class SqlAlchemyPrincipalReader:
         self._engine = engine
 
     async def get(self, user_id: UserId, session_id: SessionId, now: datetime) -> Principal | None:
+        """Raises: ServiceUnavailable (``engine.is_unavailable``, in connecting or in the query)."""
         try:
-            async with self._engine.connect() as connection:
+            connection = await self._engine.connect()
+        except Exception as exc:
+            if is_unavailable(exc, connecting=True):
+                raise ServiceUnavailable() from exc
+            raise
+        try:
+            try:
                 result = await connection.execute(
                     PRINCIPAL_QUERY, {"session_id": session_id, "user_id": user_id, "now": now}
                 )
                 row = result.first()
+            finally:
+                await connection.close()
         except Exception as exc:
             if is_unavailable(exc):
                 raise ServiceUnavailable() from exc

@@ -24,7 +24,9 @@ logger = logging.getLogger(__name__)
 class SqlAlchemyUnitOfWork(UnitOfWork):
     """One connection and one transaction per ``async with``; the instance can be entered again afterwards.
 
-    Connection-level failures (refused, reset, timed out, pool exhausted) leave as ``ServiceUnavailable``.
+    Every failure to reach or use the database (``engine.is_unavailable``: refused or broken connections, timeouts,
+    an exhausted pool, a database that refuses sessions or is shutting down), whether in connecting, beginning, a
+    statement or the commit, leaves as ``ServiceUnavailable``; other database errors are bugs and leave as they are.
     """
 
     users: SqlAlchemyUserRepository
@@ -39,6 +41,11 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
     async def _begin(self) -> None:
         try:
             self._connection = await self._engine.connect()
+        except Exception as exc:
+            if is_unavailable(exc, connecting=True):
+                raise ServiceUnavailable() from exc
+            raise
+        try:
             await self._connection.begin()
         except Exception as exc:
             await self._close()
