@@ -1,4 +1,5 @@
-"""The PrincipalReader contract: SqlAlchemyPrincipalReader and InMemoryPrincipalReader answer alike."""
+"""The PrincipalReader contract: the in-memory reader, both PostgreSQL readers (SQLAlchemy and the asyncpg hot path)
+and SqlAlchemyPrincipalReader on SQLite answer alike."""
 
 from __future__ import annotations
 

@@ -395,9 +395,11 @@ async def test_erase_without_commit_is_rolled_back(uow: UnitOfWork) -> None:
 
 
 async def test_interleaved_units_of_work_keep_each_others_commits(
-    uow: UnitOfWork, make_uow: Callable[[], UnitOfWork], request: pytest.FixtureRequest
+    uow: UnitOfWork, make_uow: Callable[[], UnitOfWork], backend: str
 ) -> None:
     """Two requests registering different people at the same time: both accounts must exist afterwards."""
+    if backend == "sqlite":
+        pytest.skip("SQLite has one writer at a time: the second insert waits for a commit this one task cannot make")
     alice, bob = new_user("alice@example.com"), new_user("bob@example.com")
     first, second = make_uow(), make_uow()
 
