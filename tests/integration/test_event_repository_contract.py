@@ -1,7 +1,9 @@
-"""The EventRepository contract (the audit trail), run against the in-memory fake and PostgreSQL alike."""
+"""The EventRepository contract (the audit trail), run against the in-memory fake, PostgreSQL and SQLite alike."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
 from uuid import uuid4
 
@@ -10,8 +12,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.integration.builders import NOW, new_session, new_user
+from usermgmt.adapters.memory import InMemoryUnitOfWork
 from usermgmt.adapters.sqlalchemy.tables import security_events
-from usermgmt.adapters.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork
 from usermgmt.application.ports import UnitOfWork
 from usermgmt.domain.events import EventType, SecurityEvent
 from usermgmt.domain.model import User
@@ -127,10 +129,31 @@ async def test_erase_removes_the_users_events_only(uow: UnitOfWork, request: pyt
         assert len(await uow.events.list_for_user(bob.id, limit=10)) == 1
 
 
-async def test_account_deletion_is_stored_as_an_anonymous_mark(clean_database: AsyncEngine) -> None:
-    """PostgreSQL: the row kept for counting deletions names no one (stored_form strips it)."""
+async def every_stored_event(uow: UnitOfWork, sql_engine: AsyncEngine | None) -> list[SecurityEvent]:
+    """Every committed event, also those that name no one (which the port does not read back), oldest first."""
+    if isinstance(uow, InMemoryUnitOfWork):
+        return [stored.event for stored in uow.store.events]
+    assert sql_engine is not None
+    async with sql_engine.connect() as connection:
+        rows = (await connection.execute(select(security_events).order_by(security_events.c.id))).all()
+    return [
+        SecurityEvent(
+            type=EventType(row.type),
+            at=row.at,
+            user_id=row.user_id,
+            session_id=row.session_id,
+            ip=row.ip,
+            user_agent=row.user_agent,
+            request_id=row.request_id,
+            details=row.details,
+        )
+        for row in rows
+    ]
+
+
+async def test_account_deletion_is_stored_as_an_anonymous_mark(uow: UnitOfWork, sql_engine: AsyncEngine | None) -> None:
+    """The row kept for counting deletions names no one (stored_form strips it)."""
     user = new_user()
-    uow = SqlAlchemyUnitOfWork(clean_database)
     await given_users(uow, user)
 
     async with uow:
@@ -138,10 +161,47 @@ async def test_account_deletion_is_stored_as_an_anonymous_mark(clean_database: A
         await uow.events.add(event(user, EventType.ACCOUNT_DELETED, reason="user_request"))
         await uow.commit()
 
-    async with clean_database.connect() as connection:
-        rows = (await connection.execute(select(security_events))).all()
-    assert len(rows) == 1
-    row = rows[0]
-    assert row.type == "account_deleted"
-    assert (row.user_id, row.session_id, row.ip, row.user_agent, row.request_id) == (None, None, None, None, None)
-    assert row.details == {}
+    assert await every_stored_event(uow, sql_engine) == [SecurityEvent(type=EventType.ACCOUNT_DELETED, at=NOW)]
+
+
+async def test_an_event_naming_a_deleted_user_is_stored_without_them(
+    uow: UnitOfWork, make_uow: Callable[[], UnitOfWork], sql_engine: AsyncEngine | None
+) -> None:
+    """A wrong password for an account deleted meanwhile: the failed login is kept, as one for an unknown name."""
+    user = new_user()
+    await given_users(uow, user)
+    async with make_uow() as deleting:
+        await deleting.users.erase(user.id)
+        await deleting.commit()
+    failed = event(user, EventType.LOGIN_FAILED, reason="wrong_password")
+
+    async with uow:
+        await uow.events.add(failed)
+        await uow.commit()
+
+    assert await every_stored_event(uow, sql_engine) == [replace(failed, user_id=None)]
+    async with uow:
+        assert await uow.events.list_for_user(user.id, limit=10) == []
+        assert await uow.users.get(user.id) is None  # and the event did not bring the user back
+
+
+async def test_a_user_deleted_after_this_unit_of_work_read_them_is_left_out_of_its_event(
+    uow: UnitOfWork, make_uow: Callable[[], UnitOfWork], sql_engine: AsyncEngine | None
+) -> None:
+    """The login handler's interleaving: the user is read, the account is deleted (and committed) by another
+    request while the password is verified, then the failed login is recorded."""
+    user, bystander = new_user("gone@example.com"), new_user("stays@example.com")
+    await given_users(uow, user, bystander)
+    failed = event(user, EventType.LOGIN_FAILED, reason="wrong_password")
+    theirs = event(bystander, EventType.LOGIN_FAILED, reason="wrong_password")
+
+    async with uow:
+        assert await uow.users.get(user.id) is not None
+        async with make_uow() as deleting:
+            await deleting.users.erase(user.id)
+            await deleting.commit()
+        await uow.events.add(failed)
+        await uow.events.add(theirs)
+        await uow.commit()
+
+    assert await every_stored_event(uow, sql_engine) == [replace(failed, user_id=None), theirs]

@@ -10,14 +10,15 @@ import asyncio
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.integration.builders import NOW, new_session, new_user, token_hash
-from usermgmt.adapters.sqlalchemy.tables import retired_refresh_tokens, users
+from usermgmt.adapters.sqlalchemy.tables import retired_refresh_tokens, security_events, users
 from usermgmt.adapters.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork
 from usermgmt.application.errors import ConcurrentUpdate, EmailTaken, UsernameTaken
 from usermgmt.domain.errors import DomainError
+from usermgmt.domain.events import EventType, SecurityEvent
 from usermgmt.domain.model import User
 
 ROUNDS = 5
@@ -78,6 +79,25 @@ async def test_concurrent_registrations_of_one_identity_let_exactly_one_win(
         assert await count_users(clean_database) == 1
 
 
+async def lock_waits(engine: AsyncEngine) -> int:
+    """How many backends of this database PostgreSQL reports as waiting for a lock right now."""
+    async with engine.connect() as connection:  # a transaction of its own: pg_stat_activity is read once per one
+        statement = text(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        return int((await connection.execute(statement)).scalar_one())
+
+
+async def until_waiting_for_a_lock(engine: AsyncEngine, task: asyncio.Task[None]) -> None:
+    """Return once PostgreSQL says a backend waits for a lock (and ``task`` is still pending): the interleaving
+    a test needs, observed, rather than hoped for after a sleep. Fails after 5 seconds of no such report."""
+    async with asyncio.timeout(5):
+        while await lock_waits(engine) == 0:
+            assert not task.done(), f"finished instead of waiting: {task}"
+            await asyncio.sleep(0.005)  # a polling interval, not a proof: the proof is the database's answer
+    assert not task.done(), f"finished instead of waiting: {task}"
+
+
 @pytest.mark.parametrize("first_commits", [True, False], ids=["first-commits", "first-rolls-back"])
 async def test_second_insert_waits_for_the_first_transaction_to_decide(
     clean_database: AsyncEngine, first_commits: bool
@@ -96,8 +116,7 @@ async def test_second_insert_waits_for_the_first_transaction_to_decide(
     async with SqlAlchemyUnitOfWork(clean_database) as uow_a:
         await uow_a.users.add(a)
         pending = asyncio.create_task(insert_b())
-        await asyncio.sleep(0.3)
-        assert not pending.done(), "the second insert should be waiting on the first transaction"
+        await until_waiting_for_a_lock(clean_database, pending)  # B waits on A's uncommitted index entry
         if first_commits:
             await uow_a.commit()
 
@@ -106,10 +125,76 @@ async def test_second_insert_waits_for_the_first_transaction_to_decide(
             await asyncio.wait_for(pending, timeout=5)
     else:
         await asyncio.wait_for(pending, timeout=5)
+    assert await lock_waits(clean_database) == 0
     async with SqlAlchemyUnitOfWork(clean_database) as uow:
         stored = await uow.users.get_by_email(a.email)
     assert stored is not None
     assert stored.id == (a.id if first_commits else b.id)
+
+
+def failed_login(user: User) -> SecurityEvent:
+    return SecurityEvent(
+        type=EventType.LOGIN_FAILED, at=NOW, user_id=user.id, ip="203.0.113.9", details={"reason": "wrong_password"}
+    )
+
+
+async def stored_user_ids(engine: AsyncEngine) -> list[object]:
+    async with engine.connect() as connection:
+        rows = await connection.execute(select(security_events.c.user_id).order_by(security_events.c.id))
+        return list(rows.scalars())
+
+
+async def test_an_event_for_a_user_whose_deletion_is_in_flight_waits_and_is_stored_without_them(
+    clean_database: AsyncEngine,
+) -> None:
+    """The account's erasure has deleted the row but not committed when the failed login is recorded. A plain
+    subquery would still see the row, and the foreign key would refuse the insert once the erasure commits. The
+    event's insert waits for the erasure instead, then finds no user."""
+    user = new_user()
+    async with SqlAlchemyUnitOfWork(clean_database) as uow:
+        await uow.users.add(user)
+        await uow.commit()
+
+    async def record_failed_login() -> None:
+        async with SqlAlchemyUnitOfWork(clean_database) as uow:
+            await uow.record(failed_login(user))
+            await uow.commit()
+
+    async with SqlAlchemyUnitOfWork(clean_database) as erasing:
+        await erasing.users.erase(user.id)
+        recording = asyncio.create_task(record_failed_login())
+        await until_waiting_for_a_lock(clean_database, recording)
+        await erasing.commit()
+
+    await asyncio.wait_for(recording, timeout=5)
+    assert await stored_user_ids(clean_database) == [None]
+
+
+async def test_an_erasure_that_starts_after_the_event_waits_and_takes_the_event_along(
+    clean_database: AsyncEngine,
+) -> None:
+    """The other order: the event's insert found the user (and holds the lock a foreign key takes). The erasure
+    waits for it, and then nothing that names the user is left."""
+    user = new_user()
+    async with SqlAlchemyUnitOfWork(clean_database) as uow:
+        await uow.users.add(user)
+        await uow.commit()
+
+    async def erase() -> None:
+        async with SqlAlchemyUnitOfWork(clean_database) as erasing:
+            await erasing.users.erase(user.id)
+            await erasing.commit()
+
+    async with SqlAlchemyUnitOfWork(clean_database) as recording:
+        await recording.record(failed_login(user))
+        erasure = asyncio.create_task(erase())
+        await until_waiting_for_a_lock(clean_database, erasure)
+        await recording.commit()
+
+    await asyncio.wait_for(erasure, timeout=5)
+    assert await stored_user_ids(clean_database) == []
+    async with SqlAlchemyUnitOfWork(clean_database) as uow:
+        assert await uow.users.get(user.id) is None
 
 
 async def test_many_concurrent_registrations_of_one_email(clean_database: AsyncEngine) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -179,14 +180,23 @@ class InMemorySessionRepository:
         self.touched.add(session_id)
 
 
+def append_event(store: MemoryStore, event: SecurityEvent) -> None:
+    """Store the event's stored form, without its user if ``store`` has no such user (the foreign key's rule)."""
+    stored = event.stored_form()
+    if stored.user_id is not None and stored.user_id not in store.users:
+        stored = dataclasses.replace(stored, user_id=None)
+    position = (store.events[-1].id if store.events else 0) + 1
+    store.events.append(StoredEvent(id=position, event=stored))
+
+
 class InMemoryEventRepository:
     def __init__(self, store: MemoryStore) -> None:
         self._store = store
         self.pending: list[SecurityEvent] = []  # what the commit appends to the shared store
 
     async def add(self, event: SecurityEvent) -> None:
-        position = (self._store.events[-1].id if self._store.events else 0) + 1
-        self._store.events.append(StoredEvent(id=position, event=event.stored_form()))
+        """As the database does: an event naming a user who is gone (here, or by the commit) is kept without them."""
+        append_event(self._store, event)
         self.pending.append(event)
 
     async def list_for_user(self, user_id: UserId, *, limit: int, before: int | None = None) -> Sequence[StoredEvent]:
@@ -256,8 +266,7 @@ class InMemoryUnitOfWork(UnitOfWork):
         store.retired = {h: sid for h, sid in store.retired.items() if sid in store.sessions}
         store.retired |= {h: sid for h, sid in working.retired.items() if sid in store.sessions}
         for event in self.events.pending:
-            position = (store.events[-1].id if store.events else 0) + 1
-            store.events.append(StoredEvent(id=position, event=event.stored_form()))
+            append_event(store, event)
 
         self.commits += 1
         self._open()

@@ -260,17 +260,31 @@ class SqlAlchemySessionRepository:
         )
 
 
+def _existing_user(user_id: UserId | None) -> Any:
+    if user_id is None:
+        return None
+    return select(users.c.id).where(users.c.id == user_id).with_for_update(read=True, key_share=True).scalar_subquery()
+
+
 class SqlAlchemyEventRepository:
     def __init__(self, connection: AsyncConnection) -> None:
         self._connection = connection
 
     async def add(self, event: SecurityEvent) -> None:
+        """An event naming a user who no longer exists is stored without the user: the user id is read in the
+        INSERT itself, ``(SELECT id FROM users WHERE id = :user_id FOR KEY SHARE)``, NULL when the row is gone.
+
+        The lock is the one the foreign key's check takes anyway. It makes a deletion still in flight decide
+        first: the subquery waits for it and, once it commits, finds no row (a plain subquery would still see the
+        row, and the foreign key's check would then fail after the deletion commits). If the user is found, the
+        deletion waits for this transaction instead, and its ``ON DELETE CASCADE`` takes this event with the user.
+        """
         stored = event.stored_form()
         await self._connection.execute(
             insert(security_events).values(
                 type=stored.type.value,
                 at=stored.at,
-                user_id=stored.user_id,
+                user_id=_existing_user(stored.user_id),
                 session_id=stored.session_id,
                 ip=stored.ip,
                 user_agent=stored.user_agent,
