@@ -5,12 +5,13 @@ from __future__ import annotations
 import copy
 import dataclasses
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from uuid import UUID
 
 from usermgmt.adapters.audit_log import log_events
+from usermgmt.adapters.sqlalchemy.tables import PERSONAL_DATA
 from usermgmt.application.errors import ConcurrentUpdate, EmailTaken, InvalidAccessToken, UsernameTaken
 from usermgmt.application.ports import AccessClaims, EventDispatcher, IssuedToken, Rate, RateStatus, UnitOfWork
 from usermgmt.application.results import Principal
@@ -79,23 +80,9 @@ class InMemoryUserRepository:
             self.updated.add(user.id)
 
     async def erase(self, user_id: UserId) -> Mapping[str, int]:
-        doomed = {sid for sid, s in self._store.sessions.items() if s.user_id == user_id}
-        retired = [h for h, sid in self._store.retired.items() if sid in doomed]
-        for token_hash in retired:
-            del self._store.retired[token_hash]
-        for sid in doomed:
-            del self._store.sessions[sid]
-        own_events = [e for e in self._store.events if e.event.user_id == user_id]
-        self._store.events = [e for e in self._store.events if e.event.user_id != user_id]
-        removed = self._store.users.pop(user_id, None)
-        self._store.versions.pop(user_id, None)
+        erased = erase_personal_data(self._store, user_id)
         self.touched.add(user_id)
-        return {
-            "user": int(removed is not None),
-            "sessions": len(doomed),
-            "retired_refresh_tokens": len(retired),
-            "security_events": len(own_events),
-        }
+        return erased
 
     def _load(self, user: User | None) -> User | None:
         if user is None:
@@ -103,6 +90,54 @@ class InMemoryUserRepository:
         self.base.setdefault(user.id, self._store.versions[user.id])
         self.loaded.setdefault(user.id, self._store.versions[user.id])
         return copy.deepcopy(user)
+
+
+def erase_personal_data(store: MemoryStore, user_id: UserId) -> dict[str, int]:
+    """Walk ``PERSONAL_DATA`` backwards, as the database adapter does, deleting each entry's rows from ``store``;
+    return how many went, per entry, in the registry's order."""
+    erased: dict[str, int] = {}
+    for entry in reversed(PERSONAL_DATA):
+        eraser = _ERASERS.get(entry.name)
+        if eraser is None:
+            raise NotImplementedError(f"the in-memory fake does not hold {entry.name!r}: add it to _ERASERS")
+        erased[entry.name] = eraser(store, user_id)
+    return {entry.name: erased[entry.name] for entry in PERSONAL_DATA}
+
+
+def _erase_user(store: MemoryStore, user_id: UserId) -> int:
+    store.versions.pop(user_id, None)
+    return int(store.users.pop(user_id, None) is not None)
+
+
+def _erase_sessions(store: MemoryStore, user_id: UserId) -> int:
+    doomed = [sid for sid, s in store.sessions.items() if s.user_id == user_id]
+    for sid in doomed:
+        del store.sessions[sid]
+    return len(doomed)
+
+
+def _erase_retired_refresh_tokens(store: MemoryStore, user_id: UserId) -> int:
+    own = {sid for sid, s in store.sessions.items() if s.user_id == user_id}
+    doomed = [token_hash for token_hash, sid in store.retired.items() if sid in own]
+    for token_hash in doomed:
+        del store.retired[token_hash]
+    return len(doomed)
+
+
+def _erase_security_events(store: MemoryStore, user_id: UserId) -> int:
+    kept = [e for e in store.events if e.event.user_id != user_id]
+    erased = len(store.events) - len(kept)
+    store.events = kept
+    return erased
+
+
+# Where each entry of the registry lives in a MemoryStore.
+_ERASERS: Mapping[str, Callable[[MemoryStore, UserId], int]] = {
+    "user": _erase_user,
+    "sessions": _erase_sessions,
+    "retired_refresh_tokens": _erase_retired_refresh_tokens,
+    "security_events": _erase_security_events,
+}
 
 
 def check_unique(store: MemoryStore, user: User) -> None:
@@ -253,11 +288,8 @@ class InMemoryUnitOfWork(UnitOfWork):
         for user_id in users.touched:
             if user_id in working.users:
                 store.users[user_id], store.versions[user_id] = working.users[user_id], working.versions[user_id]
-            else:  # erased, with every row that names the user
-                store.users.pop(user_id, None)
-                store.versions.pop(user_id, None)
-                store.events = [e for e in store.events if e.event.user_id != user_id]
-                store.sessions = {sid: s for sid, s in store.sessions.items() if s.user_id != user_id}
+            else:  # erased, with every row that names the user (the database's ON DELETE CASCADE)
+                erase_personal_data(store, user_id)
         for session_id in sessions.touched:
             if session_id in working.sessions:
                 store.sessions[session_id] = working.sessions[session_id]

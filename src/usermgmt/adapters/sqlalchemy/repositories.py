@@ -10,7 +10,13 @@ from sqlalchemy import Row, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from usermgmt.adapters.sqlalchemy.tables import retired_refresh_tokens, security_events, sessions, users
+from usermgmt.adapters.sqlalchemy.tables import (
+    PERSONAL_DATA,
+    retired_refresh_tokens,
+    security_events,
+    sessions,
+    users,
+)
 from usermgmt.application.errors import ConcurrentUpdate, EmailTaken, UsernameTaken
 from usermgmt.domain.errors import DomainError
 from usermgmt.domain.events import EventType, SecurityEvent, StoredEvent
@@ -115,20 +121,13 @@ class SqlAlchemyUserRepository:
         self._versions[user.id] = version + 1
 
     async def erase(self, user_id: UserId) -> Mapping[str, int]:
-        own_sessions = select(sessions.c.id).where(sessions.c.user_id == user_id).scalar_subquery()
-        tokens = await self._connection.execute(
-            delete(retired_refresh_tokens).where(retired_refresh_tokens.c.session_id.in_(own_sessions))
-        )
-        deleted_sessions = await self._connection.execute(delete(sessions).where(sessions.c.user_id == user_id))
-        events = await self._connection.execute(delete(security_events).where(security_events.c.user_id == user_id))
-        deleted_users = await self._connection.execute(delete(users).where(users.c.id == user_id))
+        """Walk ``PERSONAL_DATA`` backwards (what a user owns before the user) and delete each entry's rows."""
+        erased: dict[str, int] = {}
+        for entry in reversed(PERSONAL_DATA):
+            result = await self._connection.execute(delete(entry.table).where(entry.owned_by(user_id)))
+            erased[entry.name] = int(result.rowcount)
         self._versions.pop(user_id, None)
-        return {
-            "user": deleted_users.rowcount,
-            "sessions": deleted_sessions.rowcount,
-            "retired_refresh_tokens": tokens.rowcount,
-            "security_events": events.rowcount,
-        }
+        return {entry.name: erased[entry.name] for entry in PERSONAL_DATA}
 
     async def _one(self, statement: Any) -> User | None:
         row = (await self._connection.execute(statement)).first()

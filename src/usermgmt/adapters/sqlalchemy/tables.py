@@ -1,14 +1,21 @@
-"""The schema as SQLAlchemy metadata. Alembic owns the real schema; ``migrations/`` must match this."""
+"""The schema as SQLAlchemy metadata, and where in it an account's personal data lives (``PERSONAL_DATA``).
+
+Alembic owns the real schema; ``migrations/`` must match this.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
     Column,
+    ColumnElement,
     DateTime,
     Dialect,
     ForeignKey,
@@ -19,6 +26,7 @@ from sqlalchemy import (
     Table,
     TypeDecorator,
     Uuid,
+    select,
 )
 
 NAMING_CONVENTION = {
@@ -106,4 +114,58 @@ security_events = Table(
     Column("request_id", String(128), nullable=True),
     Column("details", JSON, nullable=False),
     Index("ix_security_events_user_id_id", "user_id", "id"),
+)
+
+
+# --- where an account's personal data lives ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PersonalData:
+    """One place where an account's data lives: the rows of ``table`` that belong to a user.
+
+    ``name`` is stable: it is the entry's key in the erasure receipt (and the section of a data export). ``path``
+    leads from ``table`` to ``users.id`` along foreign keys: ``(sessions.c.user_id,)`` for a table that names the
+    user, ``(retired_refresh_tokens.c.session_id, sessions.c.user_id)`` for one that names a session of theirs, and
+    ``()`` for the users row itself. Each step is checked to be a foreign key into the next step's table.
+    """
+
+    name: str
+    table: Table
+    path: tuple[Column[Any], ...]
+
+    def __post_init__(self) -> None:
+        if not self.path:
+            if self.table is not users:
+                raise ValueError(f"{self.name}: only the users row needs no path to users.id")
+            return
+        if self.path[0].table is not self.table:
+            raise ValueError(f"{self.name}: the path must start in {self.table.name}")
+        targets = [column.table for column in self.path[1:]] + [users]
+        for column, target in zip(self.path, targets, strict=True):
+            if {key.column for key in column.foreign_keys} != set(target.primary_key.columns):
+                raise ValueError(f"{self.name}: {column} is not a foreign key to {target.name}'s primary key")
+
+    def owned_by(self, user_id: UUID) -> ColumnElement[bool]:
+        """The condition that selects this entry's rows of ``user_id``: ``select(entry.table).where(...)``."""
+        return _owned_by(self.path, user_id) if self.path else users.c.id == user_id
+
+
+def _owned_by(path: tuple[Column[Any], ...], user_id: UUID) -> ColumnElement[bool]:
+    first, *rest = path
+    if not rest:
+        return first == user_id
+    (key,) = first.foreign_keys
+    return first.in_(select(key.column).where(_owned_by(tuple(rest), user_id)))
+
+
+# Owners before what they own: erasure walks it backwards (dependents first), the receipt and an export forwards.
+# Every table with a foreign-key path to users.id must be here (tests/integration/test_personal_data.py checks it).
+PERSONAL_DATA: tuple[PersonalData, ...] = (
+    PersonalData("user", users, ()),
+    PersonalData("sessions", sessions, (sessions.c.user_id,)),
+    PersonalData(
+        "retired_refresh_tokens", retired_refresh_tokens, (retired_refresh_tokens.c.session_id, sessions.c.user_id)
+    ),
+    PersonalData("security_events", security_events, (security_events.c.user_id,)),
 )
