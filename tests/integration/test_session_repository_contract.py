@@ -1,4 +1,4 @@
-"""The SessionRepository contract, run against the in-memory fake and PostgreSQL alike."""
+"""The SessionRepository contract, run against the in-memory fake, PostgreSQL and SQLite alike."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The UserRepository / UnitOfWork contract, run against the in-memory fake and PostgreSQL alike."""
+"""The UserRepository / UnitOfWork contract, run against the in-memory fake, PostgreSQL and SQLite alike."""
 
 from __future__ import annotations
 
@@ -7,10 +7,14 @@ from datetime import timedelta
 from uuid import uuid4
 
 import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.integration.builders import NOW, new_session, new_user, token_hash, user_fields
+from usermgmt.adapters.sqlalchemy.tables import PERSONAL_DATA
 from usermgmt.application.errors import ConcurrentUpdate, EmailTaken, UsernameTaken
 from usermgmt.application.ports import UnitOfWork
+from usermgmt.domain.events import EventType, SecurityEvent
 from usermgmt.domain.model import User
 from usermgmt.domain.value_objects import Email, FullName, PasswordHash, UserId, Username
 
@@ -357,6 +361,52 @@ async def test_erase_removes_the_user_and_all_their_rows_only(uow: UnitOfWork) -
         assert await uow.users.get(bob.id) is not None
         assert [s.id for s in await uow.sessions.list_for_user(bob.id)] == [bob_one.id]
         assert await uow.sessions.find_by_retired_token(token_hash("bob-1")) == bob_one.id
+
+
+async def rows_in_each_registered_place(engine: AsyncEngine, user_id: UserId) -> dict[str, int]:
+    async with engine.connect() as connection:
+        return {
+            entry.name: int(
+                (
+                    await connection.execute(
+                        select(func.count()).select_from(entry.table).where(entry.owned_by(user_id))
+                    )
+                ).scalar_one()
+            )
+            for entry in PERSONAL_DATA
+        }
+
+
+async def test_erase_empties_every_registered_place_and_the_receipt_is_the_registry(
+    uow: UnitOfWork, sql_engine: AsyncEngine | None
+) -> None:
+    """The receipt has one entry per place of ``PERSONAL_DATA``, in its order, and (on a database, read back with
+    the registry's own selection) what it counts is exactly what was there, and now is not."""
+    alice, bob = new_user("alice@example.com"), new_user("bob@example.com")
+    await add_committed(uow, alice, bob)
+    alices, bobs = new_session(alice, label="alice"), new_session(bob, label="bob")
+    async with uow:
+        for user, session in ((alice, alices), (bob, bobs)):
+            await uow.sessions.add(session)
+            retired = session.rotate(
+                token_hash(f"{session.id}-b"), now=NOW, lifetime=timedelta(days=1), user_agent=None, ip=None
+            )
+            await uow.sessions.save_rotation(session, retired)
+            await uow.events.add(SecurityEvent(type=EventType.LOGIN_SUCCEEDED, at=NOW, user_id=user.id))
+        await uow.commit()
+    before = await rows_in_each_registered_place(sql_engine, alice.id) if sql_engine is not None else None
+    bobs_before = await rows_in_each_registered_place(sql_engine, bob.id) if sql_engine is not None else None
+
+    async with uow:
+        receipt = await uow.users.erase(alice.id)
+        await uow.commit()
+
+    assert list(receipt) == [entry.name for entry in PERSONAL_DATA]
+    assert dict(receipt) == {"user": 1, "sessions": 1, "retired_refresh_tokens": 1, "security_events": 1}
+    if sql_engine is not None:
+        assert before == dict(receipt)
+        assert set((await rows_in_each_registered_place(sql_engine, alice.id)).values()) == {0}
+        assert await rows_in_each_registered_place(sql_engine, bob.id) == bobs_before
 
 
 async def test_erased_email_and_username_can_be_registered_again(uow: UnitOfWork) -> None:

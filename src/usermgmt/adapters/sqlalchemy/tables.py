@@ -160,7 +160,7 @@ def _owned_by(path: tuple[Column[Any], ...], user_id: UUID) -> ColumnElement[boo
 
 
 # Owners before what they own: erasure walks it backwards (dependents first), the receipt and an export forwards.
-# Every table with a foreign-key path to users.id must be here (tests/integration/test_personal_data.py checks it).
+# Every table with a foreign-key path to users.id must be here (tests/unit/adapters/test_personal_data.py checks it).
 PERSONAL_DATA: tuple[PersonalData, ...] = (
     PersonalData("user", users, ()),
     PersonalData("sessions", sessions, (sessions.c.user_id,)),
