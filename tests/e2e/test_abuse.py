@@ -18,6 +18,18 @@ from usermgmt.entrypoints.http.app import create_app
 
 WRONG = "definitely not the password"
 
+# The limits of ``limited_app``: each assertion of a 429 names the rule it expects to have refused.
+LOGIN_FAILURES_PER_ACCOUNT_IP = "3/15m"
+LOGIN_FAILURES_PER_ACCOUNT = "6/15m"
+LOGIN_PER_IP = "20/1m"
+REGISTRATIONS_PER_IP = "4/1h"
+REFRESHES_PER_SESSION = "3/1m"
+PASSWORD_CHANGES_PER_USER = "2/15m"
+DELETIONS_PER_USER = "2/15m"
+REFRESH_FAILURES_PER_IP = "3/1m"
+PROFILE_UPDATES_PER_USER = "2/15m"
+SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
 
 def client_at(app: FastAPI, ip: str, **headers: str) -> httpx.AsyncClient:
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False, client=(ip, 40000))
@@ -29,15 +41,15 @@ async def limited_app(
     request: pytest.FixtureRequest, database_url: str, tmp_path: Path, keys_dir: Path, clean_database: AsyncEngine
 ) -> AsyncIterator[FastAPI]:
     overrides: dict[str, Any] = {
-        "rate_limit_login_failures_per_account_ip": "3/15m",
-        "rate_limit_login_failures_per_account": "6/15m",
-        "rate_limit_login_per_ip": "20/1m",
-        "rate_limit_registrations_per_ip": "4/1h",
-        "rate_limit_refreshes_per_session": "3/1m",
-        "rate_limit_password_changes_per_user": "2/15m",
-        "rate_limit_deletions_per_user": "2/15m",
-        "rate_limit_refresh_failures_per_ip": "3/1m",
-        "rate_limit_profile_updates_per_user": "2/15m",
+        "rate_limit_login_failures_per_account_ip": LOGIN_FAILURES_PER_ACCOUNT_IP,
+        "rate_limit_login_failures_per_account": LOGIN_FAILURES_PER_ACCOUNT,
+        "rate_limit_login_per_ip": LOGIN_PER_IP,
+        "rate_limit_registrations_per_ip": REGISTRATIONS_PER_IP,
+        "rate_limit_refreshes_per_session": REFRESHES_PER_SESSION,
+        "rate_limit_password_changes_per_user": PASSWORD_CHANGES_PER_USER,
+        "rate_limit_deletions_per_user": DELETIONS_PER_USER,
+        "rate_limit_refresh_failures_per_ip": REFRESH_FAILURES_PER_IP,
+        "rate_limit_profile_updates_per_user": PROFILE_UPDATES_PER_USER,
         **getattr(request, "param", {}),
     }
     settings = make_settings(database_url, tmp_path, signing_keys_dir=keys_dir, **overrides)
@@ -51,13 +63,23 @@ async def register(app: FastAPI, email: str = "owner@example.com", ip: str = "19
         assert (await client.post(REGISTER, json={"email": email, "password": PASSWORD})).status_code == 201
 
 
-def assert_rate_limited(response: httpx.Response) -> None:
+def assert_rate_limited(response: httpx.Response, rate: str) -> None:
+    """429 problem+json from the rule ``rate`` (``"3/15m"``), whose window this test has just filled: the headers
+    give that rule's count, and a wait of most of its period (a test takes seconds, not minutes), also in the
+    detail. Another rule's refusal would show another count or another period."""
+    count, _, period = rate.partition("/")
+    window = int(period[:-1]) * SECONDS[period[-1]]
     body = assert_problem(response, 429, "rate_limited")
     retry_after = int(response.headers["retry-after"])
-    assert 1 <= retry_after <= 15 * 60
+    assert window - min(60, window // 2) < retry_after <= window, (retry_after, rate)
+    assert response.headers["ratelimit-limit"] == count
+    assert response.headers["ratelimit-reset"] == str(retry_after)
     assert response.headers["ratelimit-remaining"] == "0"
-    assert int(response.headers["ratelimit-limit"]) >= 1
-    assert str(retry_after) in str(body["detail"])
+    assert f"{retry_after} seconds" in str(body["detail"])
+
+
+def assert_wrong_password(response: httpx.Response) -> None:
+    assert_problem(response, 401, "invalid_credentials")
 
 
 async def test_failed_logins_throttle_that_account_from_that_ip_only(limited_app: FastAPI) -> None:
@@ -70,8 +92,9 @@ async def test_failed_logins_throttle_that_account_from_that_ip_only(limited_app
                 "invalid_credentials",
             )
         # The fourth try is refused before the password is even checked, right or wrong.
-        assert_rate_limited(await attacker.post(LOGIN, json={"login": "owner@example.com", "password": WRONG}))
-        assert_rate_limited(await attacker.post(LOGIN, json={"login": "owner@example.com", "password": PASSWORD}))
+        for password in (WRONG, PASSWORD):
+            refused = await attacker.post(LOGIN, json={"login": "owner@example.com", "password": password})
+            assert_rate_limited(refused, LOGIN_FAILURES_PER_ACCOUNT_IP)
 
         # The owner, elsewhere, is not locked out.
         assert (await owner.post(LOGIN, json={"login": "owner@example.com", "password": PASSWORD})).status_code == 200
@@ -91,12 +114,18 @@ async def test_distributed_guessing_hits_the_account_ceiling_but_known_ips_still
     async with client_at(limited_app, "192.0.2.20") as owner:  # the owner has a live session from here
         assert (await owner.post(LOGIN, json={"login": "owner@example.com", "password": PASSWORD})).status_code == 200
 
-    for i in range(6):  # six attackers, one failure each: under the per-IP limit, at the account ceiling
+    # Every password check takes a slot of the account's ceiling (6), the owner's own successful one above too:
+    # five attackers, one failure each and so under the per-IP limit, fill it; the sixth is refused.
+    for i in range(5):
         async with client_at(limited_app, f"203.0.113.{100 + i}") as attacker:
-            await attacker.post(LOGIN, json={"login": "owner@example.com", "password": WRONG})
+            assert_wrong_password(await attacker.post(LOGIN, json={"login": "owner@example.com", "password": WRONG}))
+    async with client_at(limited_app, "203.0.113.105") as sixth:
+        refused = await sixth.post(LOGIN, json={"login": "owner@example.com", "password": WRONG})
+        assert_rate_limited(refused, LOGIN_FAILURES_PER_ACCOUNT)
 
     async with client_at(limited_app, "203.0.113.200") as stranger:
-        assert_rate_limited(await stranger.post(LOGIN, json={"login": "owner@example.com", "password": PASSWORD}))
+        refused = await stranger.post(LOGIN, json={"login": "owner@example.com", "password": PASSWORD})
+        assert_rate_limited(refused, LOGIN_FAILURES_PER_ACCOUNT)  # the account's ceiling, not the IP's limit
     async with client_at(limited_app, "192.0.2.20") as owner:
         assert (await owner.post(LOGIN, json={"login": "owner@example.com", "password": PASSWORD})).status_code == 200
 
@@ -104,12 +133,17 @@ async def test_distributed_guessing_hits_the_account_ceiling_but_known_ips_still
 async def test_a_successful_login_clears_the_failures_from_that_ip(limited_app: FastAPI) -> None:
     await register(limited_app)
     async with client_at(limited_app, "192.0.2.30") as owner:
-        for _ in range(2):
-            await owner.post(LOGIN, json={"login": "owner@example.com", "password": WRONG})
+        for _ in range(2):  # one short of the account-and-IP limit
+            assert_wrong_password(await owner.post(LOGIN, json={"login": "owner@example.com", "password": WRONG}))
         assert (await owner.post(LOGIN, json={"login": "owner@example.com", "password": PASSWORD})).status_code == 200
         for _ in range(2):  # a typo or two later does not hit the limit left over from before
-            assert (await owner.post(LOGIN, json={"login": "owner@example.com", "password": WRONG})).status_code == 401
+            assert_wrong_password(await owner.post(LOGIN, json={"login": "owner@example.com", "password": WRONG}))
         assert (await owner.post(LOGIN, json={"login": "owner@example.com", "password": PASSWORD})).status_code == 200
+        # The count starts again from that success: the whole limit (3) of failures, and then a refusal.
+        for _ in range(3):
+            assert_wrong_password(await owner.post(LOGIN, json={"login": "owner@example.com", "password": WRONG}))
+        refused = await owner.post(LOGIN, json={"login": "owner@example.com", "password": WRONG})
+        assert_rate_limited(refused, LOGIN_FAILURES_PER_ACCOUNT_IP)
 
 
 async def test_spoofed_x_forwarded_for_from_an_untrusted_peer_does_not_escape_the_limit(limited_app: FastAPI) -> None:
@@ -160,6 +194,8 @@ async def test_registrations_per_ip(limited_app: FastAPI) -> None:
             for i in range(5)
         ]
         assert statuses == [201, 201, 201, 201, 429]
+        refused = await client.post(REGISTER, json={"email": "bulk9@example.com", "password": PASSWORD})
+        assert_rate_limited(refused, REGISTRATIONS_PER_IP)
     await register(limited_app, "other@example.com", ip="203.0.113.51")
 
 
@@ -173,7 +209,7 @@ async def test_refreshes_per_session(limited_app: FastAPI) -> None:
             response = await client.post(REFRESH, json={"refresh_token": token})
             assert response.status_code == 200
             token, access = response.json()["refresh_token"], response.json()["access_token"]
-        assert_rate_limited(await client.post(REFRESH, json={"refresh_token": token}))
+        assert_rate_limited(await client.post(REFRESH, json={"refresh_token": token}), REFRESHES_PER_SESSION)
         # Refused, not revoked: the session lives on.
         assert (await client.get(ME, headers={"Authorization": f"Bearer {access}"})).status_code == 200
 
@@ -186,10 +222,11 @@ async def test_password_changes_and_deletions_per_user(limited_app: FastAPI) -> 
         body = {"current_password": WRONG, "new_password": "a new passphrase here"}
         for _ in range(2):
             assert (await client.post(f"{ME}/password", headers=auth, json=body)).status_code == 403
-        assert_rate_limited(await client.post(f"{ME}/password", headers=auth, json=body))
+        assert_rate_limited(await client.post(f"{ME}/password", headers=auth, json=body), PASSWORD_CHANGES_PER_USER)
         for _ in range(2):
             assert (await client.request("DELETE", ME, headers=auth, json={"password": WRONG})).status_code == 403
-        assert_rate_limited(await client.request("DELETE", ME, headers=auth, json={"password": PASSWORD}))
+        refused = await client.request("DELETE", ME, headers=auth, json={"password": PASSWORD})
+        assert_rate_limited(refused, DELETIONS_PER_USER)
         assert (await client.get(ME, headers=auth)).status_code == 200
 
 
@@ -214,8 +251,9 @@ async def test_refused_refresh_tokens_throttle_that_ip(limited_app: FastAPI) -> 
             assert_problem(
                 await guesser.post(REFRESH, json={"refresh_token": f"guess-{i}"}), 401, "invalid_refresh_token"
             )
-        assert_rate_limited(await guesser.post(REFRESH, json={"refresh_token": "guess-4"}))
-        assert_rate_limited(await guesser.post(REFRESH, json={"refresh_token": token}))  # refused before lookup
+        assert_rate_limited(await guesser.post(REFRESH, json={"refresh_token": "guess-4"}), REFRESH_FAILURES_PER_IP)
+        refused = await guesser.post(REFRESH, json={"refresh_token": token})  # refused before the lookup
+        assert_rate_limited(refused, REFRESH_FAILURES_PER_IP)
     async with client_at(limited_app, "192.0.2.60") as owner:  # the owner, elsewhere, is unaffected
         assert (await owner.post(REFRESH, json={"refresh_token": token})).status_code == 200
 
@@ -228,5 +266,6 @@ async def test_profile_updates_per_user(limited_app: FastAPI) -> None:
         for name in ("One", "Two"):
             assert (await client.patch(ME, headers=auth, json={"full_name": name})).status_code == 200
         # Each email or username change is also a probe of whether another account holds it: bounded.
-        assert_rate_limited(await client.patch(ME, headers=auth, json={"email": "probe@example.com"}))
+        refused = await client.patch(ME, headers=auth, json={"email": "probe@example.com"})
+        assert_rate_limited(refused, PROFILE_UPDATES_PER_USER)
         assert (await client.get(ME, headers=auth)).json()["full_name"] == "Two"
