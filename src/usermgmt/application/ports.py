@@ -41,7 +41,9 @@ class UserRepository(Protocol):
         """Write back a user loaded through this repository. Raises: EmailTaken, UsernameTaken, ConcurrentUpdate."""
 
     async def erase(self, user_id: UserId) -> Mapping[str, int]:
-        """Delete the user and every row that names them (sessions, tokens, events); return how many of each went.
+        """Delete the user and every row that belongs to them, wherever the storage keeps it (the users row,
+        sessions, retired refresh tokens, security events, and whatever later holds account data); return how many
+        rows went from each place, keyed by the place's stable name, one key per place even when nothing went.
 
         An anonymous count of deletions is kept, nothing more.
         """
