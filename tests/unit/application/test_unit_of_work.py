@@ -11,6 +11,7 @@ from tests.unit.application._support import (
     ALICE_PASSWORD,
     NOW,
     RecordingUnitOfWork,
+    SignIn,
     login_cmd,
     make_guard,
     snapshot,
@@ -39,6 +40,7 @@ from usermgmt.application.handlers.login import LoginHandler
 from usermgmt.application.handlers.logout import LogoutHandler
 from usermgmt.application.handlers.refresh_session import RefreshSessionHandler
 from usermgmt.application.handlers.register_user import RegisterUserHandler
+from usermgmt.application.handlers.session_issuer import SessionIssuer
 from usermgmt.application.handlers.sessions import RevokeSessionHandler
 from usermgmt.application.handlers.update_profile import UpdateProfileHandler
 from usermgmt.application.results import TokenPair
@@ -66,7 +68,7 @@ def uow() -> FlakyUnitOfWork:  # overrides the conftest fixture: every handler b
 
 
 @pytest.fixture
-async def pair(login: LoginHandler, alice: User) -> TokenPair:
+async def pair(login: SignIn, alice: User) -> TokenPair:
     return await login(login_cmd())
 
 
@@ -137,7 +139,7 @@ async def test_committed_events_are_logged() -> None:
     event = an_event()
 
     async with uow:
-        await uow.events.add(event)
+        await uow.record(event)
         await uow.commit()
 
     assert uow.logged == [event]
@@ -147,7 +149,7 @@ async def test_rolled_back_events_are_neither_kept_nor_logged() -> None:
     uow = InMemoryUnitOfWork()
 
     async with uow:
-        await uow.events.add(an_event())
+        await uow.record(an_event())
 
     assert uow.store.events == []
     assert uow.logged == []
@@ -177,15 +179,16 @@ async def test_failed_login_leaves_no_session_and_no_rehash(uow: FlakyUnitOfWork
     )
     await register(RegisterUser(email=ALICE_EMAIL, password=ALICE_PASSWORD))
 
-    login = LoginHandler(
+    issuer = SessionIssuer(
         uow=uow,
-        hasher=FakePasswordHasher("fake2"),
         access_tokens=FakeAccessTokenService(clock),
         refresh_tokens=SecretsRefreshTokenFactory(),
         clock=clock,
         ids=SequentialIdGenerator(),
-        guard=make_guard(uow, clock),
         session_lifetime=timedelta(days=1),
+    )
+    login = LoginHandler(
+        uow=uow, hasher=FakePasswordHasher("fake2"), issuer=issuer, clock=clock, guard=make_guard(uow, clock)
     )
     before = snapshot(uow.store)
     uow.broken = True
@@ -225,7 +228,7 @@ async def test_failed_update_profile_changes_nothing(
 
 
 async def test_failed_change_password_keeps_password_and_sessions(
-    change_password: ChangePasswordHandler, login: LoginHandler, uow: FlakyUnitOfWork, alice: User, pair: TokenPair
+    change_password: ChangePasswordHandler, login: SignIn, uow: FlakyUnitOfWork, alice: User, pair: TokenPair
 ) -> None:
     await login(login_cmd())
     before = snapshot(uow.store)

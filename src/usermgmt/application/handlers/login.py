@@ -7,7 +7,7 @@ from usermgmt.application.abuse import Guard, RateRule
 from usermgmt.application.audit import security_event
 from usermgmt.application.errors import InvalidCredentials, RateLimited, ServiceUnavailable
 from usermgmt.application.handlers._shared import parse_login, unknown_login_key
-from usermgmt.application.handlers.session_issuer import ProvenFactor, SessionIssuer
+from usermgmt.application.handlers.session_issuer import PasswordCheck, ProvenFactor, SessionIssuer
 from usermgmt.application.ports import Clock, PasswordHasher, UnitOfWork
 from usermgmt.application.results import SignInResult
 from usermgmt.domain.errors import DomainError, UserInactive
@@ -63,12 +63,10 @@ class LoginHandler:
         if not matches:
             await self._failed(user, client, reason="wrong_password")
         await self._guard.password_check_passed(account, client)
-        factor = ProvenFactor(
-            user_id=user.id,
-            method=AuthMethod.PASSWORD,
-            password_changed_at=user.password_changed_at,
-            upgraded_hash=upgraded_hash,
+        check = PasswordCheck(
+            changed_at=user.password_changed_at, verified_hash=user.password_hash, upgraded_hash=upgraded_hash
         )
+        factor = ProvenFactor(user_id=user.id, method=AuthMethod.PASSWORD, password=check)
         return await self._issuer.sign_in(factor, client)
 
     async def _is_known_ip(self, user: User | None, client: commands.ClientInfo) -> bool:

@@ -26,18 +26,22 @@ from usermgmt.domain.value_objects import AuthMethod, PasswordHash, UserId
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ProvenFactor:
-    """A first factor just proven for ``user_id``, with the credential state it was checked against.
+class PasswordCheck:
+    """What a password check saw: the password's version (``changed_at``) and the hash that verified, plus the same
+    password under newer hashing parameters when the stored hash is outdated."""
 
-    ``password_changed_at`` is the password's version the check saw (None for a factor that is not the password):
-    a session is refused if the password changed while the check ran. ``upgraded_hash`` is the same password under
-    newer hashing parameters, stored with the session.
-    """
+    changed_at: datetime
+    verified_hash: PasswordHash
+    upgraded_hash: PasswordHash | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProvenFactor:
+    """A first factor just proven for ``user_id``; ``password`` when that factor was the password."""
 
     user_id: UserId
     method: AuthMethod
-    password_changed_at: datetime | None = None
-    upgraded_hash: PasswordHash | None = None
+    password: PasswordCheck | None = None
 
 
 class NoSecondFactor:
@@ -80,7 +84,8 @@ class SessionIssuer:
             if user is None:
                 raise InvalidCredentials()
             now = self._clock.now()
-            if factor.password_changed_at is not None and user.password_changed_at != factor.password_changed_at:
+            check = factor.password
+            if check is not None and user.password_changed_at != check.changed_at:
                 await self._refuse(user, client, reason="password_changed")
                 raise InvalidCredentials()
             try:
@@ -91,8 +96,8 @@ class SessionIssuer:
             further = await self._second_factors.further_methods(self._uow, user, amr)
             if further:
                 return FurtherStepRequired(user_id=user.id, amr=amr, methods=further)
-            if factor.upgraded_hash is not None:
-                user.rehash_password(factor.upgraded_hash)
+            if check is not None and check.upgraded_hash is not None and user.password_hash == check.verified_hash:
+                user.rehash_password(check.upgraded_hash)  # unless another sign-in upgraded it meanwhile
                 await self._uow.users.update(user)
             session = Session.start(
                 id=self._ids.new_session_id(),
