@@ -35,7 +35,7 @@ def _migrate(args: argparse.Namespace) -> int:
     from usermgmt.adapters.sqlalchemy import migrations
     from usermgmt.config import Settings
 
-    url = Settings().resolved_database_url
+    url = Settings().database.url
     if args.revision.startswith("-") or args.downgrade:
         migrations.downgrade(url, args.revision)
     else:

@@ -44,13 +44,13 @@ def is_unavailable(error: BaseException) -> bool:
 
 
 def build_engine(settings: Settings) -> AsyncEngine:
-    url = make_url(settings.resolved_database_url)
+    url = make_url(settings.database.url)
     if url.get_backend_name() == "sqlite":
         return _sqlite_engine(url.render_as_string(hide_password=False))
-    cache_size = settings.database_statement_cache_size
+    cache_size = settings.database.statement_cache_size
     connect_args: dict[str, Any] = {
-        "timeout": settings.database_connect_timeout,
-        "command_timeout": settings.database_command_timeout,
+        "timeout": settings.database.connect_timeout,
+        "command_timeout": settings.database.command_timeout,
         "statement_cache_size": cache_size,  # asyncpg's own cache
         "prepared_statement_cache_size": cache_size,  # SQLAlchemy's, in its asyncpg adapter
         "server_settings": {"application_name": "usermgmt"},
@@ -59,9 +59,9 @@ def build_engine(settings: Settings) -> AsyncEngine:
         connect_args["prepared_statement_name_func"] = _unique_statement_name
     return create_async_engine(
         url,
-        pool_size=settings.database_pool_size,
-        max_overflow=settings.database_max_overflow,
-        pool_timeout=settings.database_pool_timeout,
+        pool_size=settings.database.pool_size,
+        max_overflow=settings.database.max_overflow,
+        pool_timeout=settings.database.pool_timeout,
         pool_recycle=1800,
         connect_args=connect_args,
     )

@@ -39,16 +39,16 @@ def create_app(container: Container | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.container = container
-    app.state.trusted_proxies = [ip_network(item, strict=False) for item in settings.trusted_proxies]
+    app.state.trusted_proxies = [ip_network(item, strict=False) for item in settings.http.trusted_proxies]
     install_error_handlers(app)
     app.include_router(auth.router)
     app.include_router(users.router)
     app.include_router(meta.router)
-    app.add_middleware(RequestGuardMiddleware, max_body_bytes=settings.max_body_bytes, form_paths=[LOGIN_PATH])
-    if settings.cors_origins:
+    app.add_middleware(RequestGuardMiddleware, max_body_bytes=settings.http.max_body_bytes, form_paths=[LOGIN_PATH])
+    if settings.http.cors_origins:
         app.add_middleware(
             CORSMiddleware,
-            allow_origins=settings.cors_origins,
+            allow_origins=settings.http.cors_origins,
             allow_credentials=True,
             allow_methods=["GET", "POST", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
@@ -56,8 +56,8 @@ def create_app(container: Container | None = None) -> FastAPI:
         )
     app.add_middleware(
         RequestContextMiddleware,
-        trusted_hosts=settings.trusted_hosts,
+        trusted_hosts=settings.http.trusted_hosts,
         trusted_proxies=app.state.trusted_proxies,
-        hsts_max_age=settings.hsts_max_age,
+        hsts_max_age=settings.http.hsts_max_age,
     )
     return app
