@@ -329,12 +329,14 @@ class _FlatVariables(PydanticBaseSettingsSource):
 
     def __call__(self) -> dict[str, Any]:
         prefix = ENV_PREFIX.lower()
+        sections = self._settings_cls.sections()
         flat = {
             name.lower().removeprefix(prefix): value
             for name, value in self._source.env_vars.items()
             if name.lower().startswith(prefix) and value is not None
         }
-        return self._settings_cls.nest(flat)
+        # A section has no variable of its own (USERMGMT_DATABASE is nobody's): ignored, like any unknown name.
+        return self._settings_cls.nest({name: value for name, value in flat.items() if name not in sections})
 
 
 class Settings(BaseSettings):
@@ -432,7 +434,7 @@ class Settings(BaseSettings):
         problems = []
         if not self.http.trusted_hosts or "*" in self.http.trusted_hosts:
             problems.append(
-                "USERMGMT_TRUSTED_HOSTS answers any Host: list the host names this service is reached by, "
+                "USERMGMT_TRUSTED_HOSTS is `*` or empty: list the host names this service is reached by, "
                 "e.g. USERMGMT_TRUSTED_HOSTS=auth.example.com"
             )
         if self.http.hsts_max_age == 0:

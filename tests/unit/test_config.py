@@ -170,6 +170,8 @@ def test_no_dotenv_file_when_told(no_configuration: Path) -> None:
 def test_other_variables_are_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("USERMGMT_TEST_DATABASE_URL", "postgresql://elsewhere")
     monkeypatch.setenv("OTHER_DATABASE_URL", "postgresql://elsewhere")
+    for section in Settings.sections():
+        monkeypatch.setenv(f"USERMGMT_{section.upper()}", "not a section")
 
     assert Settings().database.url == "sqlite+aiosqlite:///var/usermgmt.db"
 
