@@ -97,6 +97,7 @@ class Service:
             USERMGMT_DATABASE_URL=database_url.replace("postgresql://", "postgresql+asyncpg://", 1),
             USERMGMT_RATE_LIMITS_ENABLED="false",
             USERMGMT_DATABASE_POOL_SIZE=os.environ.get("BENCH_POOL_SIZE", "20"),
+            USERMGMT_DATABASE_PRINCIPAL_POOL_SIZE=os.environ.get("BENCH_POOL_SIZE", "20"),  # as measured before
         )
         self.process: subprocess.Popen[bytes] | None = None
 
