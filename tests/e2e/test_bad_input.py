@@ -123,3 +123,33 @@ async def test_an_unexpected_error_is_a_500_problem_without_a_trace(
     body = assert_problem(response, 500, "internal_error")
     assert "hunter2" not in response.text and "Traceback" not in response.text
     assert body["detail"] == "An unexpected error occurred. It has been logged."
+
+
+async def test_value_errors_of_the_core_name_the_field_like_every_validation_error(
+    client: httpx.AsyncClient, signup: Signup
+) -> None:
+    account = await signup(username="owner")
+    weak = "sunshine"
+    cases = [
+        (REGISTER, {"email": "not-an-email", "password": PASSWORD}, "invalid_email", "email"),
+        (REGISTER, {"email": "u@example.com", "password": PASSWORD, "username": "x!"}, "invalid_username", "username"),
+        (REGISTER, {"email": "u@example.com", "password": PASSWORD, "full_name": "a\u200bb"}, "invalid_full_name", "full_name"),
+        (REGISTER, {"email": "u@example.com", "password": weak}, "weak_password", "password"),
+    ]
+    responses = [(await client.post(path, json=payload), code, name) for path, payload, code, name in cases]
+    patches = [
+        ({"email": "nope"}, "invalid_email", "email"),
+        ({"username": "x"}, "invalid_username", "username"),
+        ({"full_name": "   "}, "invalid_full_name", "full_name"),
+    ]
+    for payload, code, name in patches:
+        responses.append((await client.patch(ME, headers=account.auth, json=payload), code, name))
+    change = {"current_password": PASSWORD, "new_password": weak}
+    responses.append(
+        (await client.post(f"{ME}/password", headers=account.auth, json=change), "weak_password", "new_password")
+    )
+
+    for response, code, name in responses:
+        body = assert_problem(response, 422, code)
+        assert body["errors"] == [{"loc": ["body", name], "msg": body["detail"]}], response.request.url
+        assert weak not in str(body["errors"][0]["msg"])  # type: ignore[index]

@@ -7,8 +7,9 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from usermgmt.application import commands
+from usermgmt.domain.errors import InvalidEmail, InvalidFullName, InvalidUsername, WeakPassword
 from usermgmt.entrypoints.http import dependencies as deps
-from usermgmt.entrypoints.http.errors import responses
+from usermgmt.entrypoints.http.errors import field_errors, responses
 from usermgmt.entrypoints.http.routers.presenters import token_pair_out, user_out
 from usermgmt.entrypoints.http.schemas import LoginIn, RefreshIn, RegisterIn, TokenPairOut, UserOut
 
@@ -23,6 +24,7 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
     response_model=UserOut,
     responses=responses(400, 409, 413, 415, 422, 429, 503),
 )
+@field_errors(email=InvalidEmail, username=InvalidUsername, full_name=InvalidFullName, password=WeakPassword)
 async def register(body: RegisterIn, response: Response, handler: deps.RegisterUser, client: deps.Client) -> UserOut:
     """Create an account. The email (and username, if given) must be free; the password must meet the policy."""
     user = await handler(

@@ -8,9 +8,10 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Response, status
 
 from usermgmt.application import commands
+from usermgmt.domain.errors import InvalidEmail, InvalidFullName, InvalidUsername, WeakPassword
 from usermgmt.domain.value_objects import SessionId
 from usermgmt.entrypoints.http import dependencies as deps
-from usermgmt.entrypoints.http.errors import responses
+from usermgmt.entrypoints.http.errors import field_errors, responses
 from usermgmt.entrypoints.http.routers.presenters import event_page_out, receipt_out, session_out, user_out
 from usermgmt.entrypoints.http.schemas import (
     ChangePasswordIn,
@@ -32,6 +33,7 @@ async def get_me(principal: deps.CurrentPrincipal) -> UserOut:
 
 
 @router.patch("", response_model=UserOut, responses=responses(400, 401, 409, 413, 415, 422, 429, 503))
+@field_errors(email=InvalidEmail, username=InvalidUsername, full_name=InvalidFullName)
 async def update_me(
     body: ProfilePatch, principal: deps.CurrentPrincipal, handler: deps.UpdateProfile, client: deps.Client
 ) -> UserOut:
@@ -55,6 +57,7 @@ async def update_me(
     status_code=status.HTTP_204_NO_CONTENT,
     responses=responses(400, 401, 403, 409, 413, 415, 422, 429, 503),
 )
+@field_errors(new_password=WeakPassword)
 async def change_password(
     body: ChangePasswordIn, principal: deps.CurrentPrincipal, handler: deps.ChangePassword, client: deps.Client
 ) -> Response:
