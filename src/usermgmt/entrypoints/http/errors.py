@@ -39,6 +39,8 @@ logger = logging.getLogger(__name__)
 
 PROBLEM_JSON: Final = "application/problem+json"
 
+# Every DomainError class of usermgmt, by its exact class (a subclass needs its own entry; a test checks that none
+# is missing). An error missing here is answered as 500 internal_error and logged.
 ERROR_STATUS: Final[Mapping[type[DomainError], int]] = {
     InvalidEmail: 422,
     InvalidUsername: 422,
@@ -108,16 +110,12 @@ def _field_errors_of(request: Request, error: DomainError) -> list[dict[str, Any
     return [{"loc": ["body", name], "msg": error.detail}] if name is not None else None
 
 
-def _status_of(error: DomainError) -> int:
-    for cls in type(error).__mro__:
-        if cls in ERROR_STATUS:
-            return ERROR_STATUS[cls]
-    return 400
-
-
 async def handle_domain_error(request: Request, error: Exception) -> JSONResponse:
     error = cast(DomainError, error)
-    status = _status_of(error)
+    status = ERROR_STATUS.get(type(error))
+    if status is None:  # a bug, which tests/unit/entrypoints/test_error_table.py keeps out: never guess a 4xx
+        logger.error("domain error %s has no status in ERROR_STATUS", type(error).__qualname__, exc_info=error)
+        return _internal_error()
     headers: dict[str, str] = {}
     if status == 401:
         headers["WWW-Authenticate"] = (
@@ -153,9 +151,13 @@ async def handle_http_exception(_: Request, error: Exception) -> JSONResponse:
     return problem(error.status_code, code, detail, headers=error.headers)
 
 
+def _internal_error() -> JSONResponse:
+    return problem(500, "internal_error", "An unexpected error occurred. It has been logged.")
+
+
 async def handle_unexpected(_: Request, error: Exception) -> JSONResponse:
     logger.error("unhandled error", exc_info=error)
-    return problem(500, "internal_error", "An unexpected error occurred. It has been logged.")
+    return _internal_error()
 
 
 def install_error_handlers(app: FastAPI) -> None:
