@@ -108,6 +108,46 @@ async def test_cors_allows_listed_origins_only(configured_app: FastAPI) -> None:
     assert "access-control-allow-origin" not in simple.headers
 
 
+@pytest.mark.parametrize("configured_app", [{"cors_origins": ["https://app.example.com"]}], indirect=True)
+async def test_a_refused_preflight_is_a_problem_like_every_other_error(configured_app: FastAPI) -> None:
+    refusals = {
+        "origin": {"Origin": "https://evil.example.net", "Access-Control-Request-Method": "POST"},
+        "method": {"Origin": "https://app.example.com", "Access-Control-Request-Method": "PUT"},
+        "headers": {
+            "Origin": "https://app.example.com",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "x-not-allowed",
+        },
+    }
+    async with client_for(configured_app) as client:
+        for refused, headers in refusals.items():
+            response = await client.options(LOGIN, headers=headers)
+
+            body = assert_problem(response, 400, "cors_preflight_refused")
+            assert refused in str(body["detail"])
+            assert "Origin" in response.headers["vary"]  # caches keep refusals apart from grants
+            assert response.headers["x-content-type-options"] == "nosniff"
+
+
+@pytest.mark.parametrize("configured_app", [{"cors_origins": ["https://app.example.com"]}], indirect=True)
+async def test_cors_exposes_the_headers_clients_act_on(configured_app: FastAPI) -> None:
+    async with client_for(configured_app) as client:
+        response = await client.post(
+            REGISTER,
+            json={"email": "cors@example.com", "password": PASSWORD},
+            headers={"Origin": "https://app.example.com"},
+        )
+        unauthorized = await client.get(ME, headers={"Origin": "https://app.example.com"})
+
+    assert response.status_code == 201
+    for answer in (response, unauthorized):
+        exposed = {h.strip().lower() for h in answer.headers["access-control-expose-headers"].split(",")}
+        assert {"location", "www-authenticate", "x-request-id", "retry-after"} <= exposed
+        assert {"ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"} <= exposed
+    assert response.headers["location"] == "/api/v1/users/me"
+    assert "www-authenticate" in unauthorized.headers
+
+
 @pytest.mark.parametrize("configured_app", [{"trusted_hosts": ["auth.example.com", "*.internal"]}], indirect=True)
 async def test_trusted_hosts(configured_app: FastAPI) -> None:
     transport = httpx.ASGITransport(app=configured_app)
