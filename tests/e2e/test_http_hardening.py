@@ -199,3 +199,19 @@ async def test_logs_of_a_whole_account_life_hold_no_password_token_or_hash(
     assert any('"request_id"' in line for line in lines)
     for secret in secrets:
         assert secret not in output
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("POST", f"{LOGIN}/"), ("POST", f"{REGISTER}/"), ("GET", f"{ME}/"), ("GET", "/healthz/"), ("GET", "/readyz/")],
+)
+async def test_no_redirect_is_ever_built_from_the_host_header(client: httpx.AsyncClient, method: str, path: str) -> None:
+    response = await client.request(
+        method,
+        path,
+        json={"login": "victim@example.com", "password": PASSWORD} if method == "POST" else None,
+        headers={"Host": "evil.example"},
+    )
+
+    assert_problem(response, 404, "not_found")
+    assert "location" not in response.headers

@@ -48,6 +48,7 @@ def create_app(container: Container | None = None) -> FastAPI:
         version=usermgmt.__version__,
         summary="Registration, login, rotating refresh tokens, sessions and JWKS for your apps.",
         lifespan=lifespan,
+        redirect_slashes=False,  # a redirect would be built from the Host header and make clients resend secrets
     )
     app.state.container = container
     app.state.trusted_proxies = [ip_network(item, strict=False) for item in settings.trusted_proxies]

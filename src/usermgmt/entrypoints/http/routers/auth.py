@@ -13,7 +13,7 @@ from usermgmt.entrypoints.http.errors import field_errors, responses
 from usermgmt.entrypoints.http.routers.presenters import token_pair_out, user_out
 from usermgmt.entrypoints.http.schemas import LoginIn, RefreshIn, RegisterIn, TokenPairOut, UserOut
 
-router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+router = APIRouter(prefix="/api/v1/auth", tags=["auth"], redirect_slashes=False)
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 

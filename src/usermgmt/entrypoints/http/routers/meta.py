@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 
 from usermgmt.entrypoints.http.schemas import HealthOut, JwksOut
 
-router = APIRouter(tags=["meta"])
+router = APIRouter(tags=["meta"], redirect_slashes=False)
 
 
 @router.get("/.well-known/jwks.json", response_model=JwksOut)

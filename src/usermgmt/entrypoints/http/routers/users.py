@@ -23,7 +23,7 @@ from usermgmt.entrypoints.http.schemas import (
     UserOut,
 )
 
-router = APIRouter(prefix="/api/v1/users/me", tags=["users"])
+router = APIRouter(prefix="/api/v1/users/me", tags=["users"], redirect_slashes=False)
 
 
 @router.get("", response_model=UserOut, responses=responses(401, 503))
