@@ -136,7 +136,12 @@ async def test_value_errors_of_the_core_name_the_field_like_every_validation_err
     cases = [
         (REGISTER, {"email": "not-an-email", "password": PASSWORD}, "invalid_email", "email"),
         (REGISTER, {"email": "u@example.com", "password": PASSWORD, "username": "x!"}, "invalid_username", "username"),
-        (REGISTER, {"email": "u@example.com", "password": PASSWORD, "full_name": "a\u200bb"}, "invalid_full_name", "full_name"),
+        (
+            REGISTER,
+            {"email": "u@example.com", "password": PASSWORD, "full_name": "a\u200bb"},
+            "invalid_full_name",
+            "full_name",
+        ),
         (REGISTER, {"email": "u@example.com", "password": weak}, "weak_password", "password"),
     ]
     responses = [(await client.post(path, json=payload), code, name) for path, payload, code, name in cases]

@@ -58,6 +58,24 @@ async def test_security_headers_on_every_kind_of_answer(client: httpx.AsyncClien
         assert response.headers["cache-control"] == "no-store"
 
 
+async def test_every_api_answer_is_uncacheable_the_same_way(client: httpx.AsyncClient, signup: Signup) -> None:
+    account = await signup()
+    login = await client.post(LOGIN, json={"login": account.email, "password": PASSWORD})
+    responses = [
+        await client.post(REGISTER, json={"email": "other@example.com", "password": PASSWORD}),
+        login,
+        await client.post(REFRESH, json={"refresh_token": login.json()["refresh_token"]}),
+        await client.get(ME, headers=account.auth),
+        await client.get(ME),
+        await client.post(REGISTER, json={"email": "x"}),
+        await client.post(REGISTER, content=b"x", headers={"Content-Type": "text/plain"}),
+    ]
+    for response in responses:  # RFC 6749 5.1 asks token answers for both; every /api/ answer gets the same pair
+        assert response.headers.get_list("cache-control") == ["no-store"], response.request.url
+        assert response.headers.get_list("pragma") == ["no-cache"], response.request.url
+    assert "pragma" not in (await client.get("/.well-known/jwks.json")).headers
+
+
 async def test_request_id_is_echoed_when_sane_and_replaced_when_not(client: httpx.AsyncClient) -> None:
     echoed = await client.get("/healthz", headers={"X-Request-ID": "trace-123.abc"})
     replaced = await client.get("/healthz", headers={"X-Request-ID": "bad id\twith <script>"})
@@ -205,7 +223,9 @@ async def test_logs_of_a_whole_account_life_hold_no_password_token_or_hash(
     ("method", "path"),
     [("POST", f"{LOGIN}/"), ("POST", f"{REGISTER}/"), ("GET", f"{ME}/"), ("GET", "/healthz/"), ("GET", "/readyz/")],
 )
-async def test_no_redirect_is_ever_built_from_the_host_header(client: httpx.AsyncClient, method: str, path: str) -> None:
+async def test_no_redirect_is_ever_built_from_the_host_header(
+    client: httpx.AsyncClient, method: str, path: str
+) -> None:
     response = await client.request(
         method,
         path,

@@ -210,8 +210,8 @@ class RequestContextMiddleware:
         ]
         if self.hsts:
             extra.append((b"strict-transport-security", self.hsts))
-        if path.startswith("/api/"):  # user data and tokens: never cached (a route may set its own)
-            extra.append((b"cache-control", b"no-store"))
+        if path.startswith("/api/"):  # user data and tokens: never cached (the one place that says so)
+            extra += [(b"cache-control", b"no-store"), (b"pragma", b"no-cache")]  # Pragma: RFC 6749 5.1
         return extra
 
 

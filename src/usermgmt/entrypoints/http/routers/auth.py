@@ -15,8 +15,6 @@ from usermgmt.entrypoints.http.schemas import LoginIn, RefreshIn, RegisterIn, To
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"], redirect_slashes=False)
 
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-
 
 @router.post(
     "/register",
@@ -80,24 +78,20 @@ async def _login_body(request: Request) -> LoginIn:
     openapi_extra=LOGIN_BODY,
     responses=responses(400, 401, 403, 413, 415, 422, 429, 503),
 )
-async def login(request: Request, response: Response, handler: deps.Login, client: deps.Client) -> TokenPairOut:
+async def login(request: Request, handler: deps.Login, client: deps.Client) -> TokenPairOut:
     """Exchange an email-or-username and password for an access token and a refresh token.
 
     JSON ``{login, password}``, or a form with ``username`` and ``password`` (OAuth2 password flow, as /docs uses).
     """
     body = await _login_body(request)
     pair = await handler(commands.Login(login=body.login, password=body.password, client=client))
-    response.headers.update(NO_STORE)
     return token_pair_out(pair)
 
 
 @router.post("/refresh", response_model=TokenPairOut, responses=responses(400, 401, 413, 415, 422, 429, 503))
-async def refresh(
-    body: RefreshIn, response: Response, handler: deps.RefreshSession, client: deps.Client
-) -> TokenPairOut:
+async def refresh(body: RefreshIn, handler: deps.RefreshSession, client: deps.Client) -> TokenPairOut:
     """Rotate a refresh token: the answer holds a new pair and the presented token is dead from now on."""
     pair = await handler(commands.RefreshSession(refresh_token=body.refresh_token, client=client))
-    response.headers.update(NO_STORE)
     return token_pair_out(pair)
 
 
