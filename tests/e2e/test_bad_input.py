@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import httpx
@@ -190,3 +191,50 @@ async def test_a_domain_error_missing_from_the_table_is_a_logged_500_not_a_silen
     assert_problem(response, 500, "internal_error")
     assert "unmapped_in_test" not in response.text
     assert any(r.levelno == logging.ERROR and "Unmapped" in r.getMessage() for r in caplog.records)
+
+
+def _undecodable(payload: dict[str, str], kind: str) -> bytes:
+    """``payload`` as a JSON body that is not UTF-8 JSON text, or that no JSON parser should be made to build."""
+    first = next(iter(payload))
+    marked = json.dumps({**payload, first: "@@"}).encode()
+    if kind == "latin-1":
+        return marked.replace(b"@@", b"caf\xe9")
+    if kind == "deep-nesting":
+        return marked.replace(b'"@@"', b"[" * 5000 + b"]" * 5000)
+    if kind == "huge-number":
+        return marked.replace(b'"@@"', b"9" * 5000)
+    if kind == "nan":  # Python's json reads it; JSON has no such value
+        return marked.replace(b'"@@"', b"NaN")
+    return json.dumps(payload).encode(kind)  # a valid document in another Unicode encoding
+
+
+UNDECODABLE = ["latin-1", "deep-nesting", "huge-number", "nan", "utf-16", "utf-16-be", "utf-32", "utf-8-sig"]
+JSON_ROUTES = ["register", "login", "refresh", "update-profile", "change-password", "delete-account"]
+
+
+@pytest.mark.parametrize("kind", UNDECODABLE)
+@pytest.mark.parametrize("route", JSON_ROUTES)
+async def test_every_json_route_accepts_utf8_json_only(
+    client: httpx.AsyncClient, signup: Signup, route: str, kind: str
+) -> None:
+    account = await signup()
+    method, path, headers, payload = {
+        "register": ("POST", REGISTER, {}, {"email": "new@example.com", "password": PASSWORD}),
+        "login": ("POST", LOGIN, {}, {"login": account.email, "password": PASSWORD}),
+        "refresh": ("POST", "/api/v1/auth/refresh", {}, {"refresh_token": account.tokens["refresh_token"]}),
+        "update-profile": ("PATCH", ME, account.auth, {"full_name": "Someone Else"}),
+        "change-password": (
+            "POST",
+            f"{ME}/password",
+            account.auth,
+            {"current_password": PASSWORD, "new_password": "another long passphrase"},
+        ),
+        "delete-account": ("DELETE", ME, account.auth, {"password": PASSWORD}),
+    }[route]
+
+    response = await client.request(
+        method, path, content=_undecodable(payload, kind), headers={**headers, "Content-Type": "application/json"}
+    )
+
+    assert_problem(response, 400, "malformed_json")
+    assert (await client.get(ME, headers=account.auth)).status_code == 200  # and nothing happened

@@ -16,7 +16,6 @@ from usermgmt.entrypoints.http.errors import install_error_handlers
 from usermgmt.entrypoints.http.middleware import ProblemCORSMiddleware, RequestContextMiddleware, RequestGuardMiddleware
 from usermgmt.entrypoints.http.routers import auth, meta, users
 
-
 # The response headers a browser client may read: what it acts on besides the body.
 CORS_EXPOSED_HEADERS = [
     "Location",

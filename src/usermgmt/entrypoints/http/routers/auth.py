@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from fastapi import APIRouter, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
@@ -11,9 +13,10 @@ from usermgmt.domain.errors import InvalidEmail, InvalidFullName, InvalidUsernam
 from usermgmt.entrypoints.http import dependencies as deps
 from usermgmt.entrypoints.http.errors import field_errors, responses
 from usermgmt.entrypoints.http.routers.presenters import token_pair_out, user_out
+from usermgmt.entrypoints.http.routing import StrictJsonRoute, parse_json
 from usermgmt.entrypoints.http.schemas import LoginIn, RefreshIn, RegisterIn, TokenPairOut, UserOut
 
-router = APIRouter(prefix="/api/v1/auth", tags=["auth"], redirect_slashes=False)
+router = APIRouter(prefix="/api/v1/auth", tags=["auth"], redirect_slashes=False, route_class=StrictJsonRoute)
 
 
 @router.post(
@@ -65,7 +68,9 @@ async def _login_body(request: Request) -> LoginIn:
             form = await request.form()
             data = {"login": form.get("username"), "password": form.get("password")}
             return LoginIn.model_validate({k: v for k, v in data.items() if v is not None})
-        return LoginIn.model_validate_json(await request.body())
+        return LoginIn.model_validate(parse_json(await request.body()))
+    except json.JSONDecodeError as exc:
+        raise RequestValidationError([{"type": "json_invalid", "loc": ("body", exc.pos), "msg": exc.msg}]) from None
     except ValidationError as exc:
         raise RequestValidationError(
             [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_input=False)]

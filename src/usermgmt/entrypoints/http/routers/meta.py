@@ -7,9 +7,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from usermgmt.entrypoints.http.routing import StrictJsonRoute
 from usermgmt.entrypoints.http.schemas import HealthOut, JwksOut
 
-router = APIRouter(tags=["meta"], redirect_slashes=False)
+router = APIRouter(tags=["meta"], redirect_slashes=False, route_class=StrictJsonRoute)
 
 
 @router.get("/.well-known/jwks.json", response_model=JwksOut)

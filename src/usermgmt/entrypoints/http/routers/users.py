@@ -13,6 +13,7 @@ from usermgmt.domain.value_objects import SessionId
 from usermgmt.entrypoints.http import dependencies as deps
 from usermgmt.entrypoints.http.errors import field_errors, responses
 from usermgmt.entrypoints.http.routers.presenters import event_page_out, receipt_out, session_out, user_out
+from usermgmt.entrypoints.http.routing import StrictJsonRoute
 from usermgmt.entrypoints.http.schemas import (
     ChangePasswordIn,
     DeleteAccountIn,
@@ -23,7 +24,7 @@ from usermgmt.entrypoints.http.schemas import (
     UserOut,
 )
 
-router = APIRouter(prefix="/api/v1/users/me", tags=["users"], redirect_slashes=False)
+router = APIRouter(prefix="/api/v1/users/me", tags=["users"], redirect_slashes=False, route_class=StrictJsonRoute)
 
 
 @router.get("", response_model=UserOut, responses=responses(401, 503))
