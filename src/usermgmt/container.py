@@ -5,6 +5,7 @@ from __future__ import annotations
 from dependency_injector import containers, providers
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from usermgmt.adapters.audit_log import log_committed
 from usermgmt.adapters.common_passwords import load_common_passwords
 from usermgmt.adapters.hashing import PasslibPasswordHasher
 from usermgmt.adapters.keys import KeyRing, load_keyring
@@ -18,8 +19,7 @@ from usermgmt.adapters.sqlalchemy.principals import SqlAlchemyPrincipalReader
 from usermgmt.adapters.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork
 from usermgmt.adapters.system import SystemClock, UuidV7Generator
 from usermgmt.adapters.tokens import JoseAccessTokenService
-from usermgmt.application.abuse import RateLimitPolicy, Throttle
-from usermgmt.application.handlers._shared import Guard
+from usermgmt.application.abuse import Guard, RateLimitPolicy, RateRule, Throttle
 from usermgmt.application.handlers.authenticate import AuthenticateHandler
 from usermgmt.application.handlers.change_password import ChangePasswordHandler
 from usermgmt.application.handlers.delete_account import DeleteAccountHandler
@@ -27,6 +27,7 @@ from usermgmt.application.handlers.login import LoginHandler
 from usermgmt.application.handlers.logout import LogoutHandler
 from usermgmt.application.handlers.refresh_session import RefreshSessionHandler
 from usermgmt.application.handlers.register_user import RegisterUserHandler
+from usermgmt.application.handlers.session_issuer import SessionIssuer
 from usermgmt.application.handlers.sessions import (
     ListEventsHandler,
     ListSessionsHandler,
@@ -34,7 +35,7 @@ from usermgmt.application.handlers.sessions import (
     RevokeSessionHandler,
 )
 from usermgmt.application.handlers.update_profile import UpdateProfileHandler
-from usermgmt.application.ports import PrincipalReader, Rate
+from usermgmt.application.ports import EventDispatcher, PrincipalReader, Rate
 from usermgmt.application.screening import PasswordScreen
 from usermgmt.config import Settings, parse_rate
 from usermgmt.domain.password_policy import PasswordPolicy
@@ -47,15 +48,7 @@ def rate_limit_policy_from(settings: Settings) -> RateLimitPolicy:
 
     return RateLimitPolicy(
         enabled=settings.rate_limits_enabled,
-        login_per_ip=rate(settings.rate_limit_login_per_ip),
-        login_failures_per_account_ip=rate(settings.rate_limit_login_failures_per_account_ip),
-        login_failures_per_account=rate(settings.rate_limit_login_failures_per_account),
-        registrations_per_ip=rate(settings.rate_limit_registrations_per_ip),
-        refreshes_per_session=rate(settings.rate_limit_refreshes_per_session),
-        refresh_failures_per_ip=rate(settings.rate_limit_refresh_failures_per_ip),
-        profile_updates_per_user=rate(settings.rate_limit_profile_updates_per_user),
-        password_changes_per_user=rate(settings.rate_limit_password_changes_per_user),
-        deletions_per_user=rate(settings.rate_limit_deletions_per_user),
+        rates={rule: rate(getattr(settings, f"rate_limit_{rule}")) for rule in RateRule},
     )
 
 
@@ -119,7 +112,9 @@ class Container(containers.DeclarativeContainer):
     rate_limiter = providers.Singleton(build_rate_limiter, settings.provided.redis_url)
     rate_limit_policy = providers.Singleton(rate_limit_policy_from, settings)
     throttle = providers.Singleton(Throttle, limiter=rate_limiter, policy=rate_limit_policy)
-    uow = providers.Factory(SqlAlchemyUnitOfWork, engine=engine)
+    # What follows a commit: the audit log line of each security event (the email outbox plugs in here).
+    dispatcher = providers.Singleton(EventDispatcher, after_commit=providers.List(providers.Object(log_committed)))
+    uow = providers.Factory(SqlAlchemyUnitOfWork, engine=engine, dispatcher=dispatcher)
     guard = providers.Factory(Guard, throttle=throttle, uow=uow, clock=clock)
     principals = providers.Singleton(principal_reader_from, settings, engine)
     health = providers.Singleton(SqlAlchemyHealthCheck, engine=engine)
@@ -128,22 +123,21 @@ class Container(containers.DeclarativeContainer):
     register_user = providers.Factory(
         RegisterUserHandler, uow=uow, hasher=hasher, screen=password_screen, clock=clock, ids=ids, guard=guard
     )
-    login = providers.Factory(
-        LoginHandler,
+    session_issuer = providers.Factory(
+        SessionIssuer,
         uow=uow,
-        hasher=hasher,
         access_tokens=access_tokens,
         refresh_tokens=refresh_tokens,
         clock=clock,
         ids=ids,
-        guard=guard,
         session_lifetime=settings.provided.refresh_token_ttl,
     )
+    login = providers.Factory(LoginHandler, uow=uow, hasher=hasher, issuer=session_issuer, clock=clock, guard=guard)
     refresh_session = providers.Factory(
         RefreshSessionHandler,
         uow=uow,
-        access_tokens=access_tokens,
         refresh_tokens=refresh_tokens,
+        issuer=session_issuer,
         clock=clock,
         guard=guard,
         session_lifetime=settings.provided.refresh_token_ttl,

@@ -9,6 +9,7 @@ from uuid import UUID, uuid4
 
 from usermgmt.domain.model import Session, User
 from usermgmt.domain.value_objects import (
+    AuthMethod,
     Email,
     FullName,
     PasswordHash,
@@ -60,6 +61,7 @@ def new_session(
         id=session_id,
         user_id=user.id,
         refresh_token_hash=token_hash(label or str(session_id)),
+        amr=(AuthMethod.PASSWORD,),
         now=now,
         lifetime=lifetime,
         user_agent=user_agent,

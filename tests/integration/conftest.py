@@ -13,7 +13,7 @@ from usermgmt.adapters.sqlalchemy.fast_principals import AsyncpgPrincipalReader
 from usermgmt.adapters.sqlalchemy.principals import SqlAlchemyPrincipalReader
 from usermgmt.adapters.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork
 from usermgmt.application.ports import PrincipalReader, UnitOfWork
-from usermgmt.domain.model import User
+from usermgmt.application.results import Principal
 from usermgmt.domain.value_objects import SessionId, UserId
 
 BACKENDS = ["memory", "sqlalchemy"]
@@ -45,10 +45,10 @@ class BothPrincipalReaders:
     def __init__(self, core: SqlAlchemyPrincipalReader, fast: AsyncpgPrincipalReader) -> None:
         self.core, self.fast = core, fast
 
-    async def get_active_user(self, user_id: UserId, session_id: SessionId, now: datetime) -> User | None:
-        from_core = await self.core.get_active_user(user_id, session_id, now)
-        from_fast = await self.fast.get_active_user(user_id, session_id, now)
-        assert (vars(from_core) if from_core else None) == (vars(from_fast) if from_fast else None)
+    async def get(self, user_id: UserId, session_id: SessionId, now: datetime) -> Principal | None:
+        from_core = await self.core.get(user_id, session_id, now)
+        from_fast = await self.fast.get(user_id, session_id, now)
+        assert from_core == from_fast
         return from_core
 
 

@@ -25,6 +25,7 @@ from usermgmt.adapters.sqlalchemy.health import SqlAlchemyHealthCheck
 from usermgmt.adapters.sqlalchemy.principals import SqlAlchemyPrincipalReader
 from usermgmt.adapters.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork
 from usermgmt.application.errors import ServiceUnavailable
+from usermgmt.application.results import Principal
 from usermgmt.config import Settings
 from usermgmt.domain.model import Session, User
 from usermgmt.domain.value_objects import Email
@@ -71,7 +72,7 @@ async def test_principal_reader_on_a_closed_port_is_unavailable_fast(unreachable
     user = new_user()
     session = new_session(user)
 
-    outcome, elapsed = await timed(lambda: reader.get_active_user(user.id, session.id, NOW))
+    outcome, elapsed = await timed(lambda: reader.get(user.id, session.id, NOW))
 
     assert isinstance(outcome, ServiceUnavailable), repr(outcome)
     assert elapsed < FAST
@@ -97,7 +98,7 @@ async def test_a_server_that_never_answers_is_unavailable_after_the_connect_time
 
             reader = SqlAlchemyPrincipalReader(engine)
             user = new_user()
-            outcome, elapsed = await timed(lambda: reader.get_active_user(user.id, new_session(user).id, NOW))
+            outcome, elapsed = await timed(lambda: reader.get(user.id, new_session(user).id, NOW))
             assert isinstance(outcome, ServiceUnavailable), repr(outcome)
             assert elapsed < FAST
 
@@ -144,7 +145,7 @@ class Outage:
             assert found is not None
 
     async def read_principal(self) -> None:
-        found = await self.reader.get_active_user(self.user.id, self.session.id, NOW)
+        found = await self.reader.get(self.user.id, self.session.id, NOW)
         assert found is not None
 
     async def fill_pool(self, connections: int) -> None:
@@ -338,16 +339,16 @@ async def test_the_asyncpg_hot_path_reports_an_outage_and_recovers(outage: Outag
         statement_cache_size=100,
     )
     try:
-        assert await reader.get_active_user(outage.user.id, outage.session.id, NOW) is not None
+        assert await reader.get(outage.user.id, outage.session.id, NOW) is not None
         await outage.proxy.stop()
-        outcome, elapsed = await timed(lambda: reader.get_active_user(outage.user.id, outage.session.id, NOW))
+        outcome, elapsed = await timed(lambda: reader.get(outage.user.id, outage.session.id, NOW))
         assert isinstance(outcome, ServiceUnavailable), repr(outcome)
         assert elapsed < FAST
         await outage.proxy.start()
         results = []
         for _ in range(3):
-            outcome, _ = await timed(lambda: reader.get_active_user(outage.user.id, outage.session.id, NOW))
+            outcome, _ = await timed(lambda: reader.get(outage.user.id, outage.session.id, NOW))
             results.append(outcome)
-        assert isinstance(results[-1], User), results
+        assert isinstance(results[-1], Principal), results
     finally:
         await reader.close()

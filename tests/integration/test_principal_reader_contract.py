@@ -5,8 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 from uuid import uuid4
 
+import pytest
+
 from tests.integration.builders import NOW, new_session, new_user, user_fields
 from usermgmt.application.ports import PrincipalReader, UnitOfWork
+from usermgmt.domain.errors import UserInactive
 from usermgmt.domain.model import Session, User
 from usermgmt.domain.value_objects import FullName, SessionId, UserId
 
@@ -27,10 +30,13 @@ async def test_active_user_with_a_live_session_is_returned(uow: UnitOfWork, prin
     session = new_session(user, lifetime=LIFETIME)
     await given(uow, user, sessions=(session,))
 
-    found = await principals.get_active_user(user.id, session.id, NOW + timedelta(minutes=1))
+    found = await principals.get(user.id, session.id, NOW + timedelta(minutes=1))
 
     assert found is not None
-    assert user_fields(found) == user_fields(user)
+    shown = {k: v for k, v in user_fields(user).items() if k not in {"id", "password_hash", "password_changed_at"}}
+    assert {k: getattr(found, k) for k in shown} == shown
+    assert (found.user_id, found.session_id) == (user.id, session.id)
+    assert not hasattr(found, "password_hash")  # the hash never leaves the adapter on the hot path
 
 
 async def test_just_before_expiry_the_session_still_counts(uow: UnitOfWork, principals: PrincipalReader) -> None:
@@ -38,7 +44,7 @@ async def test_just_before_expiry_the_session_still_counts(uow: UnitOfWork, prin
     session = new_session(user, lifetime=LIFETIME)
     await given(uow, user, sessions=(session,))
 
-    assert await principals.get_active_user(user.id, session.id, session.expires_at - timedelta(microseconds=1))
+    assert await principals.get(user.id, session.id, session.expires_at - timedelta(microseconds=1))
 
 
 async def test_at_and_after_expiry_there_is_no_principal(uow: UnitOfWork, principals: PrincipalReader) -> None:
@@ -46,15 +52,15 @@ async def test_at_and_after_expiry_there_is_no_principal(uow: UnitOfWork, princi
     session = new_session(user, lifetime=LIFETIME)
     await given(uow, user, sessions=(session,))
 
-    assert await principals.get_active_user(user.id, session.id, session.expires_at) is None
-    assert await principals.get_active_user(user.id, session.id, session.expires_at + timedelta(days=1)) is None
+    assert await principals.get(user.id, session.id, session.expires_at) is None
+    assert await principals.get(user.id, session.id, session.expires_at + timedelta(days=1)) is None
 
 
 async def test_unknown_session_gives_no_principal(uow: UnitOfWork, principals: PrincipalReader) -> None:
     user = new_user()
     await given(uow, user, sessions=(new_session(user),))
 
-    assert await principals.get_active_user(user.id, SessionId(uuid4()), NOW) is None
+    assert await principals.get(user.id, SessionId(uuid4()), NOW) is None
 
 
 async def test_unknown_user_gives_no_principal(uow: UnitOfWork, principals: PrincipalReader) -> None:
@@ -62,7 +68,7 @@ async def test_unknown_user_gives_no_principal(uow: UnitOfWork, principals: Prin
     session = new_session(user)
     await given(uow, user, sessions=(session,))
 
-    assert await principals.get_active_user(UserId(uuid4()), session.id, NOW) is None
+    assert await principals.get(UserId(uuid4()), session.id, NOW) is None
 
 
 async def test_another_users_session_gives_no_principal(uow: UnitOfWork, principals: PrincipalReader) -> None:
@@ -70,18 +76,25 @@ async def test_another_users_session_gives_no_principal(uow: UnitOfWork, princip
     alices, mallorys = new_session(alice, label="alice"), new_session(mallory, label="mallory")
     await given(uow, alice, mallory, sessions=(alices, mallorys))
 
-    assert await principals.get_active_user(mallory.id, alices.id, NOW) is None
-    assert await principals.get_active_user(alice.id, mallorys.id, NOW) is None
-    assert await principals.get_active_user(alice.id, alices.id, NOW) is not None
+    assert await principals.get(mallory.id, alices.id, NOW) is None
+    assert await principals.get(alice.id, mallorys.id, NOW) is None
+    assert await principals.get(alice.id, alices.id, NOW) is not None
 
 
-async def test_inactive_user_gives_no_principal(uow: UnitOfWork, principals: PrincipalReader) -> None:
+async def test_an_inactive_user_is_read_as_such_for_the_sign_in_rule_to_refuse(
+    uow: UnitOfWork, principals: PrincipalReader
+) -> None:
     user = new_user()
-    user.is_active = False
+    user.deactivate(now=NOW)
     session = new_session(user)
     await given(uow, user, sessions=(session,))
 
-    assert await principals.get_active_user(user.id, session.id, NOW) is None
+    found = await principals.get(user.id, session.id, NOW)
+
+    assert found is not None
+    assert found.is_active is False
+    with pytest.raises(UserInactive):
+        found.ensure_may_authenticate()
 
 
 async def test_deleted_session_gives_no_principal(uow: UnitOfWork, principals: PrincipalReader) -> None:
@@ -92,7 +105,7 @@ async def test_deleted_session_gives_no_principal(uow: UnitOfWork, principals: P
         await uow.sessions.delete(session.id)
         await uow.commit()
 
-    assert await principals.get_active_user(user.id, session.id, NOW) is None
+    assert await principals.get(user.id, session.id, NOW) is None
 
 
 async def test_only_committed_state_is_seen(uow: UnitOfWork, principals: PrincipalReader) -> None:
@@ -102,10 +115,10 @@ async def test_only_committed_state_is_seen(uow: UnitOfWork, principals: Princip
     async with uow:
         await uow.users.add(user)
         await uow.sessions.add(session)
-        assert await principals.get_active_user(user.id, session.id, NOW) is None
+        assert await principals.get(user.id, session.id, NOW) is None
         await uow.commit()
 
-    assert await principals.get_active_user(user.id, session.id, NOW) is not None
+    assert await principals.get(user.id, session.id, NOW) is not None
 
 
 async def test_principal_reflects_the_latest_committed_profile(uow: UnitOfWork, principals: PrincipalReader) -> None:
@@ -119,7 +132,7 @@ async def test_principal_reflects_the_latest_committed_profile(uow: UnitOfWork, 
         await uow.users.update(loaded)
         await uow.commit()
 
-    found = await principals.get_active_user(user.id, session.id, NOW)
+    found = await principals.get(user.id, session.id, NOW)
 
     assert found is not None
     assert found.full_name == FullName("Renamed")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from usermgmt.domain.events import SecurityEvent
@@ -23,6 +24,11 @@ def event_fields(event: SecurityEvent) -> dict[str, Any]:
     }
 
 
-def log_events(events: list[SecurityEvent]) -> None:
+async def log_committed(events: Sequence[SecurityEvent]) -> None:
+    """An after-commit handler: each committed event as a line on ``usermgmt.audit``."""
+    log_events(events)
+
+
+def log_events(events: Sequence[SecurityEvent]) -> None:
     for event in events:
         audit_logger.info("security event %s", event.type.value, extra={"audit": event_fields(event)})

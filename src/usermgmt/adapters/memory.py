@@ -7,15 +7,16 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Self
 from uuid import UUID
 
 from usermgmt.adapters.audit_log import log_events
 from usermgmt.application.errors import ConcurrentUpdate, EmailTaken, InvalidAccessToken, UsernameTaken
-from usermgmt.application.ports import AccessClaims, IssuedToken, Rate, RateStatus, UnitOfWork
+from usermgmt.application.ports import AccessClaims, EventDispatcher, IssuedToken, Rate, RateStatus, UnitOfWork
+from usermgmt.application.results import Principal
 from usermgmt.domain.events import SecurityEvent, StoredEvent
 from usermgmt.domain.model import Session, User
 from usermgmt.domain.value_objects import (
+    AuthMethod,
     Email,
     PasswordHash,
     PlainPassword,
@@ -46,7 +47,8 @@ class InMemoryUserRepository:
         self.touched: set[UserId] = set()
         self.updated: set[UserId] = set()  # written back after a read: the commit checks their version
 
-    async def get(self, user_id: UserId) -> User | None:
+    async def get(self, user_id: UserId, *, for_update: bool = False) -> User | None:
+        # No lock to take: commits are checked against what this unit of work read, as the database's would be.
         return self._load(self._store.users.get(user_id))
 
     async def get_by_email(self, email: Email) -> User | None:
@@ -180,7 +182,7 @@ class InMemorySessionRepository:
 class InMemoryEventRepository:
     def __init__(self, store: MemoryStore) -> None:
         self._store = store
-        self.pending: list[SecurityEvent] = []
+        self.pending: list[SecurityEvent] = []  # what the commit appends to the shared store
 
     async def add(self, event: SecurityEvent) -> None:
         position = (self._store.events[-1].id if self._store.events else 0) + 1
@@ -202,23 +204,27 @@ class InMemoryUnitOfWork(UnitOfWork):
     sessions: InMemorySessionRepository
     events: InMemoryEventRepository
 
-    def __init__(self, store: MemoryStore | None = None) -> None:
+    def __init__(self, store: MemoryStore | None = None, dispatcher: EventDispatcher | None = None) -> None:
+        super().__init__(dispatcher or EventDispatcher(after_commit=[self._log]))
         self.store = store or MemoryStore()
         self.commits = 0
         self.logged: list[SecurityEvent] = []  # every event whose transaction committed, in order
         self._working: MemoryStore | None = None
 
-    async def __aenter__(self) -> Self:
-        self._begin()
-        return self
+    async def _log(self, events: Sequence[SecurityEvent]) -> None:
+        self.logged.extend(events)
+        log_events(events)
 
-    def _begin(self) -> None:
+    async def _begin(self) -> None:
+        self._open()
+
+    def _open(self) -> None:
         self._working = copy.deepcopy(self.store)
         self.users = InMemoryUserRepository(self._working, committed=self.store)
         self.sessions = InMemorySessionRepository(self._working)
         self.events = InMemoryEventRepository(self._working)
 
-    async def commit(self) -> None:
+    async def _commit(self) -> None:
         working = self._working
         if working is None:
             raise RuntimeError("commit() outside 'async with'")
@@ -253,13 +259,10 @@ class InMemoryUnitOfWork(UnitOfWork):
             position = (store.events[-1].id if store.events else 0) + 1
             store.events.append(StoredEvent(id=position, event=event.stored_form()))
 
-        committed = self.events.pending
-        self.logged.extend(committed)
-        log_events(committed)
         self.commits += 1
-        self._begin()
+        self._open()
 
-    async def rollback(self) -> None:
+    async def _end(self, error: BaseException | None) -> None:
         self._working = None
 
 
@@ -267,14 +270,26 @@ class InMemoryPrincipalReader:
     def __init__(self, store: MemoryStore) -> None:
         self._store = store
 
-    async def get_active_user(self, user_id: UserId, session_id: SessionId, now: datetime) -> User | None:
+    async def get(self, user_id: UserId, session_id: SessionId, now: datetime) -> Principal | None:
         session = self._store.sessions.get(session_id)
         user = self._store.users.get(user_id)
-        if session is None or user is None or session.user_id != user_id:
+        if session is None or user is None or session.user_id != user_id or session.is_expired(now):
             return None
-        if session.is_expired(now) or not user.is_active:
-            return None
-        return copy.deepcopy(user)
+        return principal_of(user, session_id)
+
+
+def principal_of(user: User, session_id: SessionId) -> Principal:
+    return Principal(
+        user_id=user.id,
+        session_id=session_id,
+        email=user.email,
+        username=user.username,
+        full_name=user.full_name,
+        email_verified=user.email_verified,
+        is_active=user.is_active,
+        created_at=user.created_at,
+        updated_at=user.updated_at,
+    )
 
 
 class FakePasswordHasher:
@@ -312,18 +327,28 @@ class FakeAccessTokenService:
         self._clock, self._ttl = clock, ttl
         self.issued = 0
 
-    def issue(self, user_id: UserId, session_id: SessionId) -> IssuedToken:
+    def issue(self, session: Session) -> IssuedToken:
         self.issued += 1
         expiry = int((self._clock.now() + self._ttl).timestamp())
+        amr = "+".join(session.amr)
+        auth_time = int(session.authenticated_at.timestamp())
         return IssuedToken(
-            token=f"fake.{user_id}.{session_id}.{expiry}.{self.issued}", expires_in=int(self._ttl.total_seconds())
+            token=f"fake.{session.user_id}.{session.id}.{expiry}.{amr}.{auth_time}.{self.issued}",
+            expires_in=int(self._ttl.total_seconds()),
         )
 
     def verify(self, token: str) -> AccessClaims:
         try:
-            prefix, user_id, session_id, expiry, jti = token.split(".")
-            expires_at = datetime.fromtimestamp(int(expiry), self._clock.now().tzinfo)
-            claims = AccessClaims(UserId(UUID(user_id)), SessionId(UUID(session_id)), jti, expires_at)
+            prefix, user_id, session_id, expiry, amr, auth_time, _ = token.split(".")
+            tz = self._clock.now().tzinfo
+            expires_at = datetime.fromtimestamp(int(expiry), tz)
+            claims = AccessClaims(
+                user_id=UserId(UUID(user_id)),
+                session_id=SessionId(UUID(session_id)),
+                expires_at=expires_at,
+                amr=tuple(AuthMethod(m) for m in amr.split("+")),
+                auth_time=datetime.fromtimestamp(int(auth_time), tz),
+            )
         except ValueError:
             raise InvalidAccessToken() from None
         if prefix != "fake" or self._clock.now() >= expires_at:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import secrets
-import time
 from datetime import UTC, datetime, timedelta
+from enum import Enum
 from typing import Any
 from uuid import UUID
 
@@ -15,12 +15,27 @@ from jose.exceptions import JOSEError
 from usermgmt.adapters.keys import ALGORITHM, KeyRing
 from usermgmt.application.errors import InvalidAccessToken
 from usermgmt.application.ports import AccessClaims, Clock, IssuedToken
-from usermgmt.domain.value_objects import SessionId, UserId
+from usermgmt.domain.model import Session
+from usermgmt.domain.value_objects import AuthMethod, SessionId, UserId
 
 ALLOWED_HEADERS = frozenset({"alg", "typ", "kid"})
 REQUIRED_CLAIMS = ("exp", "iat", "sub", "aud", "iss", "jti")
+ACCESS_CLAIMS = ("sid", "amr", "auth_time")
 VERIFIED_CACHE_SIZE = 10_000
-TOKEN_TYPE = "at+jwt"  # noqa: S105 - RFC 9068 media type, not a secret
+
+
+class TokenPurpose(Enum):
+    """What a JWT signed with our keys is for. Each purpose has its own ``typ`` header, and any purpose but access
+    its own audience (``<audience>:<purpose>``), so a token of one kind never passes as another: not here, and not
+    in a service that checks only ``aud``."""
+
+    ACCESS = ("at+jwt", "")  # RFC 9068
+
+    def __init__(self, typ: str, audience_suffix: str) -> None:
+        self.typ, self.audience_suffix = typ, audience_suffix
+
+    def audience(self, base: str) -> str:
+        return f"{base}:{self.audience_suffix}" if self.audience_suffix else base
 
 
 class JoseAccessTokenService:
@@ -30,6 +45,8 @@ class JoseAccessTokenService:
     - Headers other than ``alg``, ``typ`` and ``kid`` are refused (python-jose ignores ``crit``, ``jku``, ``jwk``…).
     - The ``kid`` must name one of our keys; that key alone verifies, as a key object built once.
     - ``exp``, ``iat``, ``sub``, ``aud``, ``iss`` and ``jti`` are required; ``aud`` and ``iss`` must match.
+    - ``typ`` must be ``at+jwt``: a JWT of another purpose signed with our key is not an access token.
+    - Access tokens carry ``sid``, ``amr`` (RFC 8176) and ``auth_time`` from their session.
     """
 
     def __init__(self, *, keyring: KeyRing, issuer: str, audience: str, ttl: timedelta, clock: Clock) -> None:
@@ -39,49 +56,62 @@ class JoseAccessTokenService:
         self._verifiers: dict[str, Key] = {
             key.kid: jwk.construct(dict(key.public_jwk), ALGORITHM) for key in keyring.keys
         }
-        self._options = {f"require_{claim}": True for claim in REQUIRED_CLAIMS} | {"leeway": 0}
+        # Expiry is checked against the injected clock (below), not by python-jose against the system's.
+        self._options = {f"require_{claim}": True for claim in REQUIRED_CLAIMS} | {"leeway": 0, "verify_exp": False}
         # Tokens that verified, until they expire: a client sends the same token for its whole 15 minutes, and
         # the signature check is most of a request's CPU. Revocation is unaffected: sessions are checked anyway.
         self._verified: dict[str, AccessClaims] = {}
 
-    def issue(self, user_id: UserId, session_id: SessionId) -> IssuedToken:
-        now = self._clock.now()
-        issued_at = int(now.timestamp())
+    def issue(self, session: Session) -> IssuedToken:
         lifetime = int(self._ttl.total_seconds())
-        claims = {
-            "iss": self._issuer,
-            "aud": self._audience,
-            "sub": str(user_id),
-            "sid": str(session_id),
-            "jti": secrets.token_urlsafe(16),
-            "iat": issued_at,
-            "exp": issued_at + lifetime,
-        }
-        token = jwt.encode(claims, self._signer, algorithm=ALGORITHM, headers={"kid": self._kid, "typ": TOKEN_TYPE})
+        token = self._sign(
+            TokenPurpose.ACCESS,
+            str(session.user_id),
+            lifetime,
+            sid=str(session.id),
+            amr=[str(method) for method in session.amr],
+            auth_time=int(session.authenticated_at.timestamp()),
+        )
         return IssuedToken(token=token, expires_in=lifetime)
 
     def verify(self, token: str) -> AccessClaims:
+        now = self._clock.now()
         cached = self._verified.get(token)
         if cached is not None:
-            if cached.expires_at.timestamp() > time.time():
+            if cached.expires_at > now:
                 return cached
             del self._verified[token]
-        claims = self._verify(token)
+        claims = self._verify(token, now)
         if len(self._verified) >= VERIFIED_CACHE_SIZE:
             self._verified.pop(next(iter(self._verified)))  # oldest first: dicts keep insertion order
         self._verified[token] = claims
         return claims
 
-    def _verify(self, token: str) -> AccessClaims:
+    def _sign(self, purpose: TokenPurpose, subject: str, lifetime: int, **extra: Any) -> str:
+        issued_at = int(self._clock.now().timestamp())
+        claims = {
+            "iss": self._issuer,
+            "aud": purpose.audience(self._audience),
+            "sub": subject,
+            "jti": secrets.token_urlsafe(16),
+            "iat": issued_at,
+            "exp": issued_at + lifetime,
+            **extra,
+        }
+        headers = {"kid": self._kid, "typ": purpose.typ}
+        return str(jwt.encode(claims, self._signer, algorithm=ALGORITHM, headers=headers))
+
+    def _decode(self, token: str, purpose: TokenPurpose, now: datetime) -> dict[str, Any]:
+        """The claims of a valid token of ``purpose``. Raises: InvalidAccessToken."""
         try:
             header = jwt.get_unverified_header(token)
         except JOSEError:
             raise InvalidAccessToken() from None
         if set(header) - ALLOWED_HEADERS or header.get("alg") != ALGORITHM:
             raise InvalidAccessToken()
-        typ = header.get("typ", TOKEN_TYPE)
-        if not isinstance(typ, str) or typ.lower() not in {TOKEN_TYPE, "jwt", "application/at+jwt"}:
-            raise InvalidAccessToken()  # some other kind of JWT signed with our key is not an access token
+        typ = header.get("typ")
+        if not isinstance(typ, str) or typ.lower().removeprefix("application/") != purpose.typ:
+            raise InvalidAccessToken()  # a JWT of another purpose (or none) signed with our key
         kid = header.get("kid")
         verifier = self._verifiers.get(kid) if isinstance(kid, str) else None
         if verifier is None:
@@ -91,18 +121,28 @@ class JoseAccessTokenService:
                 token,
                 verifier,
                 algorithms=[ALGORITHM],
-                audience=self._audience,
+                audience=purpose.audience(self._audience),
                 issuer=self._issuer,
                 options=self._options,
             )
-            verified = AccessClaims(
+            expires_at = datetime.fromtimestamp(int(claims["exp"]), UTC)
+        except (JOSEError, KeyError, ValueError, TypeError, AttributeError, OverflowError):
+            raise InvalidAccessToken() from None
+        if expires_at <= now:  # RFC 7519: not on or after exp (jose allows "on")
+            raise InvalidAccessToken()
+        return claims
+
+    def _verify(self, token: str, now: datetime) -> AccessClaims:
+        claims = self._decode(token, TokenPurpose.ACCESS, now)
+        try:
+            if any(claim not in claims for claim in ACCESS_CLAIMS) or not isinstance(claims["amr"], list):
+                raise ValueError("missing access claims")
+            return AccessClaims(
                 user_id=UserId(UUID(claims["sub"])),
                 session_id=SessionId(UUID(claims["sid"])),
-                token_id=str(claims["jti"]),
                 expires_at=datetime.fromtimestamp(int(claims["exp"]), UTC),
+                amr=tuple(AuthMethod(method) for method in claims["amr"]),
+                auth_time=datetime.fromtimestamp(int(claims["auth_time"]), UTC),
             )
-        except (JOSEError, KeyError, ValueError, TypeError, AttributeError):
+        except (KeyError, ValueError, TypeError, AttributeError, OverflowError):
             raise InvalidAccessToken() from None
-        if verified.expires_at.timestamp() <= time.time():  # RFC 7519: not on or after exp (jose allows "on")
-            raise InvalidAccessToken()
-        return verified

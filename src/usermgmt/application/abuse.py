@@ -1,86 +1,202 @@
-"""Abuse prevention as use-case policy: named rate limits applied through the ``RateLimiter`` port."""
+"""Abuse prevention as use-case policy: typed rate-limit rules, applied through the ``RateLimiter`` port.
+
+Adding a rule is one edit here: a ``RateRule`` member and its default in ``DEFAULT_RATES`` (settings and the README
+table take both from this module). Use cases never name a rule by a string.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import ipaddress
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import timedelta
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Final, NoReturn
 
+from usermgmt.application.audit import security_event
+from usermgmt.application.commands import ClientInfo
 from usermgmt.application.errors import RateLimited
-from usermgmt.application.ports import Rate, RateLimiter, RateStatus
+from usermgmt.application.ports import Clock, Rate, RateLimiter, RateStatus, UnitOfWork
+from usermgmt.domain.events import EventType
+from usermgmt.domain.value_objects import UserId
+
+
+class RateRule(StrEnum):
+    """Every rate limit the service applies. The value names its setting: ``USERMGMT_RATE_LIMIT_<VALUE>``."""
+
+    LOGIN_PER_IP = "login_per_ip"
+    LOGIN_FAILURES_PER_ACCOUNT_IP = "login_failures_per_account_ip"
+    LOGIN_FAILURES_PER_ACCOUNT = "login_failures_per_account"
+    REGISTRATIONS_PER_IP = "registrations_per_ip"
+    REFRESHES_PER_SESSION = "refreshes_per_session"
+    REFRESH_FAILURES_PER_IP = "refresh_failures_per_ip"
+    PROFILE_UPDATES_PER_USER = "profile_updates_per_user"
+    PASSWORD_CHANGES_PER_USER = "password_changes_per_user"  # noqa: S105 - a rule name
+    DELETIONS_PER_USER = "deletions_per_user"
+
+
+_MINUTE, _QUARTER, _HOUR = timedelta(minutes=1), timedelta(minutes=15), timedelta(hours=1)
+
+# The defaults follow the spirit of Auth0's and Supabase's documented ones. Failed logins are counted per account
+# *and client IP* (an attacker throttles only themselves), and per account across all IPs with a higher ceiling that
+# does not apply to IPs the owner already has a live session from.
+DEFAULT_RATES: Final[Mapping[RateRule, Rate]] = MappingProxyType(
+    {
+        RateRule.LOGIN_PER_IP: Rate(50, _MINUTE),
+        RateRule.LOGIN_FAILURES_PER_ACCOUNT_IP: Rate(10, _QUARTER),
+        RateRule.LOGIN_FAILURES_PER_ACCOUNT: Rate(100, _QUARTER),
+        RateRule.REGISTRATIONS_PER_IP: Rate(30, _HOUR),
+        RateRule.REFRESHES_PER_SESSION: Rate(30, _MINUTE),
+        RateRule.REFRESH_FAILURES_PER_IP: Rate(60, _MINUTE),
+        RateRule.PROFILE_UPDATES_PER_USER: Rate(20, _QUARTER),
+        RateRule.PASSWORD_CHANGES_PER_USER: Rate(5, _QUARTER),
+        RateRule.DELETIONS_PER_USER: Rate(5, _QUARTER),
+    }
+)
+
+DEFAULT_IPV6_PREFIX: Final = 64
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RateLimitPolicy:
-    """The limits, by name. Defaults follow the spirit of Auth0's and Supabase's documented ones.
+    """The rate of every rule (a rule left out keeps its default), and how client addresses are grouped.
 
-    Failed logins are counted per account *and client IP* (an attacker throttles only themselves), and per account
-    across all IPs with a higher ceiling that does not apply to IPs the owner already has a live session from.
+    IPv6 clients are keyed by their ``/ipv6_prefix`` network (one customer usually holds a whole /64, so keying by
+    full address would give each of them 2**64 budgets); IPv4 clients by their address.
     """
 
     enabled: bool = True
-    login_per_ip: Rate = Rate(50, timedelta(minutes=1))
-    login_failures_per_account_ip: Rate = Rate(10, timedelta(minutes=15))
-    login_failures_per_account: Rate = Rate(100, timedelta(minutes=15))
-    registrations_per_ip: Rate = Rate(30, timedelta(hours=1))
-    refreshes_per_session: Rate = Rate(30, timedelta(minutes=1))
-    refresh_failures_per_ip: Rate = Rate(60, timedelta(minutes=1))
-    profile_updates_per_user: Rate = Rate(20, timedelta(minutes=15))
-    password_changes_per_user: Rate = Rate(5, timedelta(minutes=15))
-    deletions_per_user: Rate = Rate(5, timedelta(minutes=15))
+    rates: Mapping[RateRule, Rate] = field(default_factory=dict)
+    ipv6_prefix: int = DEFAULT_IPV6_PREFIX
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.ipv6_prefix <= 128:
+            raise ValueError("the IPv6 prefix length for rate limits must be 1 to 128")
+        object.__setattr__(self, "rates", MappingProxyType({**DEFAULT_RATES, **self.rates}))
+
+    def rate(self, rule: RateRule) -> Rate:
+        return self.rates[rule]
+
+    def client_key(self, client: ClientInfo) -> str:
+        """The key of per-IP limits for ``client``: its IPv4 address, or its IPv6 network (``/ipv6_prefix``)."""
+        if client.ip is None:
+            return "unknown"
+        try:
+            address = ipaddress.ip_address(client.ip)
+        except ValueError:
+            return client.ip
+        if isinstance(address, ipaddress.IPv6Address):
+            mapped = address.ipv4_mapped
+            if mapped is not None:
+                return str(mapped)
+            return str(ipaddress.IPv6Network((address, self.ipv6_prefix), strict=False))
+        return str(address)
 
 
 class Throttle:
-    """Applies a ``RateLimitPolicy``; each check raises ``RateLimited`` naming the rule that was hit."""
+    """Applies a ``RateLimitPolicy``: counts hits of a rule per key and raises ``RateLimited`` naming the rule."""
 
     def __init__(self, limiter: RateLimiter, policy: RateLimitPolicy) -> None:
-        self._limiter, self._policy = limiter, policy
+        self._limiter, self.policy = limiter, policy
 
-    @property
-    def enabled(self) -> bool:
-        return self._policy.enabled
+    async def hit(self, rule: RateRule, key: str) -> None:
+        """Count an attempt; raise (counting nothing) if the window was already full. Raises: RateLimited."""
+        if self.policy.enabled:
+            status = await self._limiter.hit(self.policy.rate(rule), f"{rule}:{key}")
+            if not status.allowed:
+                raise self._error(rule, status)
 
-    def _rate(self, rule: str) -> Rate:
-        rate = getattr(self._policy, rule)
-        if not isinstance(rate, Rate):
-            raise KeyError(rule)
-        return rate
+    async def clear(self, rule: RateRule, key: str) -> None:
+        if self.policy.enabled:
+            await self._limiter.clear(self.policy.rate(rule), f"{rule}:{key}")
 
-    async def hit(self, rule: str, key: str) -> None:
-        """Count an attempt; raise if the window was already full."""
-        if self._policy.enabled:
-            self._raise_unless_allowed(rule, await self._limiter.hit(self._rate(rule), f"{rule}:{key}"))
-
-    async def check(self, rule: str, key: str) -> None:
-        """Raise if the window is full, without counting."""
-        if self._policy.enabled:
-            self._raise_unless_allowed(rule, await self._limiter.peek(self._rate(rule), f"{rule}:{key}"))
-
-    async def is_full(self, rule: str, key: str) -> RateLimited | None:
-        if not self._policy.enabled:
-            return None
-        status = await self._limiter.peek(self._rate(rule), f"{rule}:{key}")
-        return None if status.allowed else self._error(rule, status)
-
-    async def count(self, rule: str, key: str) -> None:
-        """Count a hit whatever the window holds (failures are counted after the fact)."""
-        if self._policy.enabled:
-            await self._limiter.hit(self._rate(rule), f"{rule}:{key}")
-
-    async def clear(self, rule: str, key: str) -> None:
-        if self._policy.enabled:
-            await self._limiter.clear(self._rate(rule), f"{rule}:{key}")
-
-    async def first_in_window(self, rule: str, key: str) -> bool:
+    async def first_in_window(self, rule: RateRule, key: str) -> bool:
         """True once per window of ``rule`` for ``key``: lets a flood of rejections leave one audit record."""
-        if not self._policy.enabled:
+        if not self.policy.enabled:
             return True
-        status = await self._limiter.hit(Rate(1, self._rate(rule).period), f"first:{rule}:{key}")
+        status = await self._limiter.hit(Rate(1, self.policy.rate(rule).period), f"first:{rule}:{key}")
         return status.allowed
 
-    def _raise_unless_allowed(self, rule: str, status: RateStatus) -> None:
-        if not status.allowed:
-            raise self._error(rule, status)
-
     @staticmethod
-    def _error(rule: str, status: RateStatus) -> RateLimited:
-        return RateLimited(retry_after=status.reset_after, limit=status.limit, rule=rule)
+    def _error(rule: RateRule, status: RateStatus) -> RateLimited:
+        return RateLimited(retry_after=status.reset_after, limit=status.limit, rule=rule.value)
+
+
+class Guard:
+    """Rate limits as use cases speak of them, plus their audit record: the first rejection per window (per rule and
+    key) becomes a ``rate_limited`` security event.
+
+    Sign-in limits take their slot *before* the expensive or revealing step (the password hash, the token lookup),
+    in one atomic hit of the limiter: concurrent attempts cannot all slip past a check made before any of them was
+    counted. A success frees the slots that count failures from that client (the window holds the attempts since
+    the last success), except the account-wide one, which an IP with a live session of the account is exempt from.
+    """
+
+    def __init__(self, throttle: Throttle, uow: UnitOfWork, clock: Clock) -> None:
+        self._throttle, self._uow, self._clock = throttle, uow, clock
+
+    def client_key(self, client: ClientInfo) -> str:
+        return self._throttle.policy.client_key(client)
+
+    async def hit(self, rule: RateRule, key: str, *, client: ClientInfo, user_id: UserId | None = None) -> None:
+        """Count an attempt against ``rule``. Raises: RateLimited."""
+        try:
+            await self._throttle.hit(rule, key)
+        except RateLimited as exc:
+            await self._reject(exc, key, client=client, user_id=user_id)
+
+    async def hit_per_user(self, rule: RateRule, user_id: UserId, client: ClientInfo) -> None:
+        """Count an attempt of the signed-in ``user_id``. Raises: RateLimited."""
+        await self.hit(rule, str(user_id), client=client, user_id=user_id)
+
+    async def hit_per_client(self, rule: RateRule, client: ClientInfo) -> None:
+        """Count an attempt from ``client``'s address (or IPv6 network). Raises: RateLimited."""
+        await self.hit(rule, self.client_key(client), client=client)
+
+    async def reserve_password_check(
+        self,
+        account: str,
+        client: ClientInfo,
+        *,
+        user_id: UserId | None,
+        known_ip: Callable[[], Awaitable[bool]],
+    ) -> None:
+        """Take a slot for one password check against ``account`` (a user id, or the canonical form of an unknown
+        login) before the hash is spent. ``known_ip`` is asked only when the account-wide window is full.
+
+        Raises: RateLimited.
+        """
+        await self.hit(RateRule.LOGIN_FAILURES_PER_ACCOUNT_IP, self._account_ip(account, client), client=client)
+        try:
+            await self._throttle.hit(RateRule.LOGIN_FAILURES_PER_ACCOUNT, account)
+        except RateLimited as exc:
+            if user_id is None or not await known_ip():
+                await self._reject(exc, account, client=client, user_id=user_id)
+
+    async def password_check_passed(self, account: str, client: ClientInfo) -> None:
+        await self._throttle.clear(RateRule.LOGIN_FAILURES_PER_ACCOUNT_IP, self._account_ip(account, client))
+
+    async def reserve_refresh(self, client: ClientInfo) -> None:
+        """Take a slot for one refresh-token lookup from ``client``, before any database work. Raises: RateLimited."""
+        await self.hit_per_client(RateRule.REFRESH_FAILURES_PER_IP, client)
+
+    async def refresh_passed(self, client: ClientInfo) -> None:
+        await self._throttle.clear(RateRule.REFRESH_FAILURES_PER_IP, self.client_key(client))
+
+    def _account_ip(self, account: str, client: ClientInfo) -> str:
+        return f"{account}|{self.client_key(client)}"
+
+    async def _reject(
+        self, error: RateLimited, key: str, *, client: ClientInfo, user_id: UserId | None = None
+    ) -> NoReturn:
+        """Record (once per window) and raise ``error``."""
+        if await self._throttle.first_in_window(RateRule(error.rule), key):
+            async with self._uow:
+                await self._uow.record(
+                    security_event(
+                        EventType.RATE_LIMITED, at=self._clock.now(), client=client, user_id=user_id, rule=error.rule
+                    )
+                )
+                await self._uow.commit()
+        raise error

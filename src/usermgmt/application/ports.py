@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping, Sequence
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Protocol, Self
 
+from usermgmt.application.results import Principal
 from usermgmt.domain.events import SecurityEvent, StoredEvent
 from usermgmt.domain.model import Session, User
 from usermgmt.domain.value_objects import (
+    AuthMethod,
     Email,
     PasswordHash,
     PlainPassword,
@@ -21,9 +24,13 @@ from usermgmt.domain.value_objects import (
     Username,
 )
 
+logger = logging.getLogger(__name__)
+
 
 class UserRepository(Protocol):
-    async def get(self, user_id: UserId) -> User | None: ...
+    async def get(self, user_id: UserId, *, for_update: bool = False) -> User | None:
+        """The user; with ``for_update``, locked until the transaction ends (concurrent writers wait)."""
+
     async def get_by_email(self, email: Email) -> User | None: ...
     async def get_by_username(self, username: Username) -> User | None: ...
 
@@ -61,37 +68,107 @@ class SessionRepository(Protocol):
 
 class EventRepository(Protocol):
     async def add(self, event: SecurityEvent) -> None:
-        """Store the event with this transaction; it is also logged (as a structured line) once committed."""
+        """Store the event with this transaction. An event naming a user who no longer exists is stored without
+        the user (a failed login racing the account's deletion must not fail). Use ``UnitOfWork.record``."""
 
     async def list_for_user(self, user_id: UserId, *, limit: int, before: int | None = None) -> Sequence[StoredEvent]:
         """The user's events, newest first, older than position ``before`` when given."""
 
 
+EventHandler = Callable[[Sequence[SecurityEvent]], Awaitable[None]]
+
+
+class EventDispatcher:
+    """What happens to the security events of a unit of work when it commits, in two phases.
+
+    - ``before_commit`` handlers run inside the transaction, with the unit of work still open: what they write
+      commits or rolls back with the change (an outbox row for an email, say). If one raises, nothing commits.
+    - ``after_commit`` handlers run once the change is durable (logging, waking a worker). They cannot undo it:
+      one that raises is logged and the others still run.
+    A unit of work that rolls back dispatches nothing.
+    """
+
+    def __init__(
+        self,
+        *,
+        before_commit: Sequence[Callable[[UnitOfWork, Sequence[SecurityEvent]], Awaitable[None]]] = (),
+        after_commit: Sequence[EventHandler] = (),
+    ) -> None:
+        self.before_commit, self.after_commit = tuple(before_commit), tuple(after_commit)
+
+    async def prepare(self, uow: UnitOfWork, events: Sequence[SecurityEvent]) -> None:
+        for handler in self.before_commit:
+            await handler(uow, events)
+
+    async def committed(self, events: Sequence[SecurityEvent]) -> None:
+        for handler in self.after_commit:
+            try:
+                await handler(events)
+            except Exception:  # the change is committed: a failed side effect must not turn it into an error
+                logger.exception("after-commit handler %r failed", handler)
+
+
 class UnitOfWork(abc.ABC):
-    """One transaction. Leaving the ``async with`` block without ``commit()`` rolls everything back."""
+    """One transaction. Leaving the ``async with`` block without ``commit()`` rolls everything back.
+
+    Use cases raise security events in one way, ``await uow.record(event)``: the event is stored with the
+    transaction and handed to the dispatcher's handlers when it commits.
+    """
 
     users: UserRepository
     sessions: SessionRepository
     events: EventRepository
 
+    def __init__(self, dispatcher: EventDispatcher | None = None) -> None:
+        self._dispatcher = dispatcher or EventDispatcher()
+        self._recorded: list[SecurityEvent] = []
+
     async def __aenter__(self) -> Self:
+        self._recorded = []
+        await self._begin()
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        await self.rollback()
+        self._recorded = []
+        await self._end(exc)
+
+    async def record(self, event: SecurityEvent) -> None:
+        await self.events.add(event)
+        self._recorded.append(event)
+
+    async def commit(self) -> None:
+        """Commit, then run the after-commit handlers. The unit of work stays open for more work."""
+        recorded = self._recorded
+        await self._dispatcher.prepare(self, recorded)
+        await self._commit()
+        self._recorded = []
+        await self._dispatcher.committed(recorded)
 
     @abc.abstractmethod
-    async def commit(self) -> None: ...
+    async def _begin(self) -> None: ...
 
     @abc.abstractmethod
-    async def rollback(self) -> None: ...
+    async def _commit(self) -> None: ...
+
+    @abc.abstractmethod
+    async def _end(self, error: BaseException | None) -> None:
+        """Roll back what was not committed and release the transaction's resources."""
 
 
 class PrincipalReader(Protocol):
-    async def get_active_user(self, user_id: UserId, session_id: SessionId, now: datetime) -> User | None:
-        """The user, if active and the session exists, belongs to them and has not expired. One read, no lock."""
+    async def get(self, user_id: UserId, session_id: SessionId, now: datetime) -> Principal | None:
+        """The caller, if the session exists, belongs to the user and has not expired (whatever the account's
+        state: the caller applies the sign-in rule). One read, no lock, no password hash.
+
+        Raises: ServiceUnavailable."""
+
+
+class SecondFactorPolicy(Protocol):
+    async def further_methods(self, uow: UnitOfWork, user: User, amr: Sequence[AuthMethod]) -> tuple[str, ...]:
+        """Inside the sign-in's transaction: the methods of which one more must be proven, after those in ``amr``,
+        before ``user`` may have a session (empty: none)."""
 
 
 class PasswordHasher(Protocol):
@@ -117,12 +194,14 @@ class IssuedToken:
 class AccessClaims:
     user_id: UserId
     session_id: SessionId
-    token_id: str
     expires_at: datetime
+    amr: tuple[AuthMethod, ...] = ()
+    auth_time: datetime | None = None
 
 
 class AccessTokenService(Protocol):
-    def issue(self, user_id: UserId, session_id: SessionId) -> IssuedToken: ...
+    def issue(self, session: Session) -> IssuedToken:
+        """An access token for ``session``: its user, its id, and how and when it was authenticated."""
 
     def verify(self, token: str) -> AccessClaims:
         """Raises: InvalidAccessToken."""

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from usermgmt.domain.events import StoredEvent
-from usermgmt.domain.model import Session, User
-from usermgmt.domain.value_objects import SessionId, UserId
+from usermgmt.domain.model import Session, ensure_may_authenticate
+from usermgmt.domain.value_objects import AuthMethod, Email, FullName, SessionId, UserId, Username
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,11 +20,42 @@ class TokenPair:
 
 
 @dataclass(frozen=True, slots=True)
-class Principal:
-    """Who is calling: an active user and the live session their access token belongs to."""
+class SignedIn:
+    """A sign-in that is complete: the session exists and these are its first tokens."""
 
-    user: User
+    tokens: TokenPair
+
+
+@dataclass(frozen=True, slots=True)
+class FurtherStepRequired:
+    """The first factor was right, but the account requires another one before a session may start."""
+
+    user_id: UserId
+    amr: tuple[AuthMethod, ...]
+    methods: tuple[str, ...]
+
+
+SignInResult = SignedIn | FurtherStepRequired
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Principal:
+    """Who is calling: the user (as the API shows them; never their password hash) and the live session their
+    access token belongs to."""
+
+    user_id: UserId
     session_id: SessionId
+    email: Email
+    username: Username | None
+    full_name: FullName | None
+    email_verified: bool
+    is_active: bool
+    created_at: datetime
+    updated_at: datetime
+
+    def ensure_may_authenticate(self) -> None:
+        """Raises: UserInactive."""
+        ensure_may_authenticate(is_active=self.is_active)
 
 
 @dataclass(frozen=True, slots=True)

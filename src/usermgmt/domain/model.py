@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Self
 
 from usermgmt.domain.errors import SessionExpired, UserInactive
 from usermgmt.domain.value_objects import (
+    AuthMethod,
     Email,
     FullName,
     PasswordHash,
@@ -16,6 +18,13 @@ from usermgmt.domain.value_objects import (
     UserId,
     Username,
 )
+
+
+def ensure_may_authenticate(*, is_active: bool) -> None:
+    """The one rule for whether an account may sign in, refresh or call the API: login, refresh and both principal
+    readers apply it. Raises: UserInactive."""
+    if not is_active:
+        raise UserInactive()
 
 
 @dataclass(eq=False, kw_only=True)
@@ -58,8 +67,24 @@ class User:
         )
 
     def ensure_active(self) -> None:
+        """Raises: UserInactive."""
+        ensure_may_authenticate(is_active=self.is_active)
+
+    def deactivate(self, *, now: datetime) -> bool:
+        """Disable sign-in; return whether anything changed. The caller ends the account's sessions."""
         if not self.is_active:
-            raise UserInactive()
+            return False
+        self.is_active = False
+        self.updated_at = now
+        return True
+
+    def reactivate(self, *, now: datetime) -> bool:
+        """Allow sign-in again; return whether anything changed."""
+        if self.is_active:
+            return False
+        self.is_active = True
+        self.updated_at = now
+        return True
 
     def update_profile(
         self,
@@ -117,11 +142,17 @@ class User:
 
 @dataclass(eq=False, kw_only=True)
 class Session:
-    """One signed-in device: it holds the current refresh token (as a hash) and dies with logout or expiry."""
+    """One signed-in device: it holds the current refresh token (as a hash) and dies with logout or expiry.
+
+    It remembers how it began: ``authenticated_at`` and the methods used (``amr``), carried into every access token
+    it issues, refreshed ones included.
+    """
 
     id: SessionId
     user_id: UserId
     refresh_token_hash: RefreshTokenHash
+    authenticated_at: datetime
+    amr: tuple[AuthMethod, ...]
     created_at: datetime
     last_used_at: datetime
     expires_at: datetime
@@ -135,15 +166,20 @@ class Session:
         id: SessionId,
         user_id: UserId,
         refresh_token_hash: RefreshTokenHash,
+        amr: Sequence[AuthMethod],
         now: datetime,
         lifetime: timedelta,
         user_agent: str | None,
         ip: str | None,
     ) -> Self:
+        if not amr:
+            raise ValueError("a session needs at least one authentication method")
         return cls(
             id=id,
             user_id=user_id,
             refresh_token_hash=refresh_token_hash,
+            authenticated_at=now,
+            amr=tuple(dict.fromkeys(amr)),
             created_at=now,
             last_used_at=now,
             expires_at=now + lifetime,

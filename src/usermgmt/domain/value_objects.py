@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import NewType
 from uuid import UUID
 
@@ -14,6 +15,14 @@ from usermgmt.domain.errors import InvalidEmail, InvalidFullName, InvalidUsernam
 
 UserId = NewType("UserId", UUID)
 SessionId = NewType("SessionId", UUID)
+
+
+class AuthMethod(StrEnum):
+    """How a sign-in was proven: RFC 8176 Authentication Method Reference values, as carried in ``amr``."""
+
+    PASSWORD = "pwd"  # noqa: S105 - a method name, not a secret
+    OTP = "otp"
+
 
 EMAIL_MAX_LENGTH = 254
 USERNAME_PATTERN = re.compile(r"[A-Za-z0-9._-]{3,32}")

@@ -22,13 +22,29 @@ from usermgmt.adapters.memory import FrozenClock
 from usermgmt.adapters.system import SystemClock
 from usermgmt.adapters.tokens import JoseAccessTokenService
 from usermgmt.application.errors import InvalidAccessToken
-from usermgmt.domain.value_objects import SessionId, UserId
+from usermgmt.domain.model import Session
+from usermgmt.domain.value_objects import AuthMethod, RefreshTokenHash, SessionId, UserId
 
 ISSUER = "https://auth.example.com"
 AUDIENCE = "usermgmt-api"
 TTL = timedelta(minutes=15)
 USER_ID = UserId(UUID("0190f2b4-0000-7000-8000-000000000001"))
 SESSION_ID = SessionId(UUID("0190f2b4-0000-7000-8000-000000000002"))
+
+
+def session(
+    *, authenticated_at: datetime | None = None, amr: tuple[AuthMethod, ...] = (AuthMethod.PASSWORD,)
+) -> Session:
+    return Session.start(
+        id=SESSION_ID,
+        user_id=USER_ID,
+        refresh_token_hash=RefreshTokenHash("x"),
+        amr=amr,
+        now=authenticated_at or datetime.now(UTC),
+        lifetime=timedelta(days=1),
+        user_agent=None,
+        ip=None,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +104,8 @@ def good_claims(**overrides: Any) -> dict[str, Any]:
         "jti": "a-unique-token-id",
         "iat": now,
         "exp": now + 600,
+        "amr": ["pwd"],
+        "auth_time": now - 60,
     }
     claims.update(overrides)
     return claims
@@ -110,7 +128,7 @@ def rejects(service: JoseAccessTokenService, token: Any) -> bool:
 
 def test_issue_then_verify_round_trip(service: JoseAccessTokenService) -> None:
     before = datetime.now(UTC)
-    issued = service.issue(USER_ID, SESSION_ID)
+    issued = service.issue(session())
 
     claims = service.verify(issued.token)
 
@@ -120,17 +138,31 @@ def test_issue_then_verify_round_trip(service: JoseAccessTokenService) -> None:
     assert claims.expires_at.tzinfo is not None
     assert claims.expires_at.utcoffset() == timedelta(0)
     assert before + TTL - timedelta(seconds=2) <= claims.expires_at <= datetime.now(UTC) + TTL
+    assert claims.amr == (AuthMethod.PASSWORD,)
+
+
+def test_the_token_carries_how_and_when_its_session_began(service: JoseAccessTokenService) -> None:
+    began = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3)
+    token = service.issue(session(authenticated_at=began, amr=(AuthMethod.PASSWORD, AuthMethod.OTP))).token
+
+    claims = service.verify(token)
+
+    assert claims.amr == (AuthMethod.PASSWORD, AuthMethod.OTP)
+    assert claims.auth_time == began
+    raw = pyjwt.decode(token, options={"verify_signature": False})
+    assert (raw["amr"], raw["auth_time"]) == (["pwd", "otp"], int(began.timestamp()))
 
 
 def test_token_claims_and_header(key: SigningKey) -> None:
     clock = FrozenClock(datetime.now(UTC).replace(microsecond=0))
-    token = make_service(KeyRing(keys=(key,)), clock=clock).issue(USER_ID, SESSION_ID).token
+    token = make_service(KeyRing(keys=(key,)), clock=clock).issue(session(authenticated_at=clock.now())).token
 
     header = pyjwt.get_unverified_header(token)
     claims = pyjwt.decode(token, options={"verify_signature": False})
 
     assert header == {"alg": "ES256", "typ": "at+jwt", "kid": key.kid}
-    assert set(claims) == {"iss", "aud", "sub", "sid", "jti", "iat", "exp"}
+    assert set(claims) == {"iss", "aud", "sub", "sid", "jti", "iat", "exp", "amr", "auth_time"}
+    assert (claims["amr"], claims["auth_time"]) == (["pwd"], int(clock.now().timestamp()))
     assert claims["iss"] == ISSUER
     assert claims["aud"] == AUDIENCE
     assert claims["sub"] == str(USER_ID)
@@ -141,12 +173,12 @@ def test_token_claims_and_header(key: SigningKey) -> None:
 
 
 def test_every_token_has_a_fresh_jti(service: JoseAccessTokenService) -> None:
-    ids = {service.verify(service.issue(USER_ID, SESSION_ID).token).token_id for _ in range(20)}
+    ids = {pyjwt.decode(service.issue(session()).token, options={"verify_signature": False})["jti"] for _ in range(20)}
     assert len(ids) == 20
 
 
 def test_pyjwt_verifies_our_token_with_the_published_jwks(key: SigningKey, service: JoseAccessTokenService) -> None:
-    token = service.issue(USER_ID, SESSION_ID).token
+    token = service.issue(session()).token
     jwks = KeyRing(keys=(key,)).jwks()
     public = pyjwt.PyJWK(jwks["keys"][0])
 
@@ -162,7 +194,7 @@ def test_pyjwt_verifies_our_token_with_the_published_jwks(key: SigningKey, servi
 def test_hand_crafted_token_with_our_key_is_accepted(key: SigningKey, service: JoseAccessTokenService) -> None:
     """The control for the rejection tests below: the crafting helpers themselves produce valid tokens."""
     claims = service.verify(craft(good_header(key), good_claims(), key.private_key))
-    assert (claims.user_id, claims.session_id, claims.token_id) == (USER_ID, SESSION_ID, "a-unique-token-id")
+    assert (claims.user_id, claims.session_id, claims.amr) == (USER_ID, SESSION_ID, (AuthMethod.PASSWORD,))
 
 
 def test_audience_list_containing_ours_is_accepted(key: SigningKey, service: JoseAccessTokenService) -> None:
@@ -226,17 +258,17 @@ def test_non_string_kid_is_rejected(key: SigningKey, service: JoseAccessTokenSer
     assert rejects(service, token)
 
 
-@pytest.mark.parametrize("typ", ["at+jwt", "AT+JWT", "application/at+jwt", "JWT", "jwt"])
+@pytest.mark.parametrize("typ", ["at+jwt", "AT+JWT", "application/at+jwt"])
 def test_access_token_types_are_accepted(key: SigningKey, service: JoseAccessTokenService, typ: str) -> None:
     assert service.verify(craft({**good_header(key), "typ": typ}, good_claims(), key.private_key)).user_id == USER_ID
 
 
-def test_missing_typ_is_accepted(key: SigningKey, service: JoseAccessTokenService) -> None:
-    header = {"alg": "ES256", "kid": key.kid}
-    assert service.verify(craft(header, good_claims(), key.private_key)).session_id == SESSION_ID
+def test_missing_typ_is_rejected(key: SigningKey, service: JoseAccessTokenService) -> None:
+    """An access token has a purpose, stated in ``typ``: a JWT without one is not an access token."""
+    assert rejects(service, craft({"alg": "ES256", "kid": key.kid}, good_claims(), key.private_key))
 
 
-@pytest.mark.parametrize("typ", ["dpop+jwt", "id_token+jwt", "logout+jwt", "secevent+jwt", ""])
+@pytest.mark.parametrize("typ", ["JWT", "jwt", "dpop+jwt", "id_token+jwt", "logout+jwt", "secevent+jwt", ""])
 def test_other_token_types_are_rejected(key: SigningKey, service: JoseAccessTokenService, typ: str) -> None:
     assert rejects(service, craft({**good_header(key), "typ": typ}, good_claims(), key.private_key))
 
@@ -248,19 +280,19 @@ def test_non_string_typ_is_rejected(key: SigningKey, service: JoseAccessTokenSer
 
 def test_wrong_issuer_is_rejected(key: SigningKey, service: JoseAccessTokenService) -> None:
     foreign = make_service(KeyRing(keys=(key,)), issuer="https://evil.example.com")
-    assert rejects(service, foreign.issue(USER_ID, SESSION_ID).token)
+    assert rejects(service, foreign.issue(session()).token)
     assert rejects(service, craft(good_header(key), good_claims(iss=ISSUER + "/"), key.private_key))
 
 
 def test_wrong_audience_is_rejected(key: SigningKey, service: JoseAccessTokenService) -> None:
     foreign = make_service(KeyRing(keys=(key,)), audience="another-api")
-    assert rejects(service, foreign.issue(USER_ID, SESSION_ID).token)
+    assert rejects(service, foreign.issue(session()).token)
     assert rejects(service, craft(good_header(key), good_claims(aud=["another-api"]), key.private_key))
 
 
 def test_expired_token_is_rejected(key: SigningKey, service: JoseAccessTokenService) -> None:
     past = FrozenClock(datetime.now(UTC) - TTL - timedelta(seconds=5))
-    expired = make_service(KeyRing(keys=(key,)), clock=past).issue(USER_ID, SESSION_ID).token
+    expired = make_service(KeyRing(keys=(key,)), clock=past).issue(session()).token
 
     assert rejects(service, expired)
 
@@ -274,14 +306,24 @@ def test_token_not_yet_valid_is_rejected(key: SigningKey, service: JoseAccessTok
     assert rejects(service, craft(good_header(key), good_claims(nbf=int(time.time()) + 600), key.private_key))
 
 
-@pytest.mark.parametrize("claim", ["jti", "sid", "sub", "exp", "iat", "iss", "aud"])
+@pytest.mark.parametrize("claim", ["jti", "sid", "sub", "exp", "iat", "iss", "aud", "amr", "auth_time"])
 def test_missing_claim_is_rejected(key: SigningKey, service: JoseAccessTokenService, claim: str) -> None:
     assert rejects(service, craft(good_header(key), without(good_claims(), claim), key.private_key))
 
 
 @pytest.mark.parametrize(
     ("claim", "value"),
-    [("sub", "not-a-uuid"), ("sid", "not-a-uuid"), ("sid", 42), ("sid", None), ("sub", 42), ("exp", "soon")],
+    [
+        ("sub", "not-a-uuid"),
+        ("sid", "not-a-uuid"),
+        ("sid", 42),
+        ("sid", None),
+        ("sub", 42),
+        ("exp", "soon"),
+        ("amr", "pwd"),
+        ("amr", ["telepathy"]),
+        ("auth_time", "yesterday"),
+    ],
 )
 def test_malformed_claim_is_rejected(key: SigningKey, service: JoseAccessTokenService, claim: str, value: Any) -> None:
     assert rejects(service, craft(good_header(key), good_claims(**{claim: value}), key.private_key))
@@ -312,7 +354,7 @@ def test_embedded_jwk_header_is_rejected(key: SigningKey, service: JoseAccessTok
 
 
 def test_tampered_payload_is_rejected(key: SigningKey, service: JoseAccessTokenService) -> None:
-    token = service.issue(USER_ID, SESSION_ID).token
+    token = service.issue(session()).token
     header, _, signature = token.split(".")
     forged = good_claims(sub=str(UUID(int=666)))
     assert rejects(service, f"{header}.{segment(forged)}.{signature}")
@@ -341,7 +383,7 @@ def test_garbage_is_rejected(service: JoseAccessTokenService, garbage: str) -> N
 
 
 def test_truncated_and_signature_stripped_tokens_are_rejected(service: JoseAccessTokenService) -> None:
-    token = service.issue(USER_ID, SESSION_ID).token
+    token = service.issue(session()).token
     header, payload, _ = token.split(".")
 
     assert rejects(service, token[:-10])
@@ -357,11 +399,11 @@ def test_token_signed_by_an_older_key_still_verifies_after_rotation(key: Signing
     newer = SigningKey.generate()
     before_rotation = make_service(KeyRing(keys=(key,)))
     after_rotation = make_service(KeyRing(keys=(key, newer)))
-    old_token = before_rotation.issue(USER_ID, SESSION_ID).token
+    old_token = before_rotation.issue(session()).token
 
     assert after_rotation.verify(old_token).user_id == USER_ID
 
-    new_token = after_rotation.issue(USER_ID, SESSION_ID).token
+    new_token = after_rotation.issue(session()).token
     assert pyjwt.get_unverified_header(new_token)["kid"] == newer.kid
     assert after_rotation.verify(new_token).session_id == SESSION_ID
     assert rejects(before_rotation, new_token)  # a node that has not got the new key yet cannot verify it
@@ -369,6 +411,6 @@ def test_token_signed_by_an_older_key_still_verifies_after_rotation(key: Signing
 
 def test_token_of_a_retired_key_is_rejected(key: SigningKey) -> None:
     newer = SigningKey.generate()
-    old_token = make_service(KeyRing(keys=(key,))).issue(USER_ID, SESSION_ID).token
+    old_token = make_service(KeyRing(keys=(key,))).issue(session()).token
 
     assert rejects(make_service(KeyRing(keys=(newer,))), old_token)

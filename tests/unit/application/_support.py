@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from usermgmt.adapters.memory import FrozenClock, InMemoryRateLimiter, InMemoryUnitOfWork, MemoryStore
 from usermgmt.application import commands
-from usermgmt.application.abuse import RateLimitPolicy, Throttle
-from usermgmt.application.handlers._shared import Guard
+from usermgmt.application.abuse import Guard, RateLimitPolicy, Throttle
+from usermgmt.application.handlers.login import LoginHandler
+from usermgmt.application.ports import EventDispatcher
+from usermgmt.application.results import SignedIn, TokenPair
 from usermgmt.domain.events import EventType, SecurityEvent
 
 NOW = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
@@ -25,23 +28,16 @@ IP = "192.0.2.10"
 class RecordingUnitOfWork(InMemoryUnitOfWork):
     """The in-memory unit of work, also noting every security event whose transaction committed (in order).
 
-    Events are taken from the events repository's public ``pending`` list at commit time, so what is recorded
-    is exactly what a handler added and committed; a rolled-back transaction records nothing.
+    Events reach ``recorded`` through the dispatcher's after-commit phase, so what is recorded is exactly what a
+    handler raised and committed; a rolled-back transaction records nothing.
     """
 
     def __init__(self, store: MemoryStore | None = None, recorded: list[SecurityEvent] | None = None) -> None:
-        super().__init__(store)
+        super().__init__(store, dispatcher=EventDispatcher(after_commit=[self._note]))
         self.recorded: list[SecurityEvent] = [] if recorded is None else recorded
 
-    async def __aenter__(self) -> RecordingUnitOfWork:
-        await super().__aenter__()
-        return self
-
-    async def commit(self) -> None:
-        pending = list(self.events.pending)
-        await super().commit()
-        self.events.pending.clear()
-        self.recorded.extend(pending)
+    async def _note(self, events: Sequence[SecurityEvent]) -> None:
+        self.recorded.extend(events)
 
     def kinds(self) -> list[EventType]:
         return [event.type for event in self.recorded]
@@ -71,3 +67,15 @@ def make_guard(uow: RecordingUnitOfWork, clock: FrozenClock, policy: RateLimitPo
     """A guard with its own limiter, writing through its own unit of work on ``uow``'s store."""
     throttle = Throttle(InMemoryRateLimiter(clock), policy or RateLimitPolicy())
     return Guard(throttle, RecordingUnitOfWork(uow.store, recorded=uow.recorded), clock)
+
+
+class SignIn:
+    """A password login that must end signed in (no account here requires a further step): its token pair."""
+
+    def __init__(self, handler: LoginHandler) -> None:
+        self.handler = handler
+
+    async def __call__(self, cmd: commands.Login) -> TokenPair:
+        result = await self.handler(cmd)
+        assert isinstance(result, SignedIn), result
+        return result.tokens

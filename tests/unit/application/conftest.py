@@ -13,6 +13,7 @@ from tests.unit.application._support import (
     NOW,
     SESSION_LIFETIME,
     RecordingUnitOfWork,
+    SignIn,
 )
 from usermgmt.adapters.memory import (
     FakeAccessTokenService,
@@ -24,8 +25,7 @@ from usermgmt.adapters.memory import (
 )
 from usermgmt.adapters.refresh_tokens import SecretsRefreshTokenFactory
 from usermgmt.application import commands
-from usermgmt.application.abuse import RateLimitPolicy, Throttle
-from usermgmt.application.handlers._shared import Guard
+from usermgmt.application.abuse import Guard, RateLimitPolicy, Throttle
 from usermgmt.application.handlers.authenticate import AuthenticateHandler
 from usermgmt.application.handlers.change_password import ChangePasswordHandler
 from usermgmt.application.handlers.delete_account import DeleteAccountHandler
@@ -33,6 +33,7 @@ from usermgmt.application.handlers.login import LoginHandler
 from usermgmt.application.handlers.logout import LogoutHandler
 from usermgmt.application.handlers.refresh_session import RefreshSessionHandler
 from usermgmt.application.handlers.register_user import RegisterUserHandler
+from usermgmt.application.handlers.session_issuer import SessionIssuer
 from usermgmt.application.handlers.sessions import ListEventsHandler, ListSessionsHandler, RevokeSessionHandler
 from usermgmt.application.handlers.update_profile import UpdateProfileHandler
 from usermgmt.application.screening import PasswordScreen
@@ -110,39 +111,47 @@ def register(
 
 
 @pytest.fixture
-def login(
+def issuer(
     uow: RecordingUnitOfWork,
-    hasher: FakePasswordHasher,
     access_tokens: FakeAccessTokenService,
     refresh_tokens: SecretsRefreshTokenFactory,
     clock: FrozenClock,
     ids: SequentialIdGenerator,
-    guard: Guard,
-) -> LoginHandler:
-    return LoginHandler(
+) -> SessionIssuer:
+    return SessionIssuer(
         uow=uow,
-        hasher=hasher,
         access_tokens=access_tokens,
         refresh_tokens=refresh_tokens,
         clock=clock,
         ids=ids,
-        guard=guard,
         session_lifetime=SESSION_LIFETIME,
     )
 
 
 @pytest.fixture
+def login_handler(
+    uow: RecordingUnitOfWork, hasher: FakePasswordHasher, issuer: SessionIssuer, clock: FrozenClock, guard: Guard
+) -> LoginHandler:
+    return LoginHandler(uow=uow, hasher=hasher, issuer=issuer, clock=clock, guard=guard)
+
+
+@pytest.fixture
+def login(login_handler: LoginHandler) -> SignIn:
+    return SignIn(login_handler)
+
+
+@pytest.fixture
 def refresh(
     uow: RecordingUnitOfWork,
-    access_tokens: FakeAccessTokenService,
     refresh_tokens: SecretsRefreshTokenFactory,
+    issuer: SessionIssuer,
     clock: FrozenClock,
     guard: Guard,
 ) -> RefreshSessionHandler:
     return RefreshSessionHandler(
         uow=uow,
-        access_tokens=access_tokens,
         refresh_tokens=refresh_tokens,
+        issuer=issuer,
         clock=clock,
         guard=guard,
         session_lifetime=SESSION_LIFETIME,

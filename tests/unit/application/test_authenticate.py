@@ -1,23 +1,30 @@
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 import pytest
 
-from tests.unit.application._support import ACCESS_TTL, ALICE_PASSWORD, SESSION_LIFETIME, RecordingUnitOfWork, login_cmd
+from tests.unit.application._support import (
+    ACCESS_TTL,
+    ALICE_PASSWORD,
+    SESSION_LIFETIME,
+    RecordingUnitOfWork,
+    SignIn,
+    login_cmd,
+)
 from usermgmt.adapters.memory import FakeAccessTokenService, FrozenClock, InMemoryPrincipalReader
 from usermgmt.application.commands import Authenticate, DeleteAccount, Logout
 from usermgmt.application.errors import InvalidAccessToken
 from usermgmt.application.handlers.authenticate import AuthenticateHandler
 from usermgmt.application.handlers.delete_account import DeleteAccountHandler
-from usermgmt.application.handlers.login import LoginHandler
 from usermgmt.application.handlers.logout import LogoutHandler
 from usermgmt.application.results import TokenPair
 from usermgmt.domain.model import User
 
 
 @pytest.fixture
-async def pair(login: LoginHandler, alice: User) -> TokenPair:
+async def pair(login: SignIn, alice: User) -> TokenPair:
     return await login(login_cmd())
 
 
@@ -26,9 +33,9 @@ async def test_valid_token_yields_the_principal(
 ) -> None:
     principal = await authenticate(Authenticate(access_token=pair.access_token))
 
-    assert principal.user == alice
-    assert principal.user.email == alice.email
+    assert (principal.user_id, principal.email, principal.username) == (alice.id, alice.email, alice.username)
     assert principal.session_id == pair.session_id
+    assert not hasattr(principal, "password_hash")
 
 
 async def test_token_of_a_revoked_session_is_rejected(
@@ -76,7 +83,7 @@ async def test_token_of_an_expired_session_is_rejected(
     # An access token that outlives its session (long token TTL) still dies with the session.
     long_lived = FakeAccessTokenService(clock, ttl=SESSION_LIFETIME * 2)
     handler = AuthenticateHandler(access_tokens=long_lived, principals=InMemoryPrincipalReader(uow.store), clock=clock)
-    token = long_lived.issue(uow.store.sessions[pair.session_id].user_id, pair.session_id).token
+    token = long_lived.issue(uow.store.sessions[pair.session_id]).token
     await handler(Authenticate(access_token=token))
 
     clock.advance(SESSION_LIFETIME)
@@ -87,10 +94,12 @@ async def test_token_of_an_expired_session_is_rejected(
 async def test_token_naming_another_users_session_is_rejected(
     authenticate: AuthenticateHandler,
     access_tokens: FakeAccessTokenService,
+    uow: RecordingUnitOfWork,
     bob: User,
     pair: TokenPair,
 ) -> None:
-    forged = access_tokens.issue(bob.id, pair.session_id).token  # bob's id, alice's session
+    alices = uow.store.sessions[pair.session_id]
+    forged = access_tokens.issue(dataclasses.replace(alices, user_id=bob.id)).token  # bob's id, alice's session
 
     with pytest.raises(InvalidAccessToken):
         await authenticate(Authenticate(access_token=forged))

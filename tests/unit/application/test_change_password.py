@@ -9,11 +9,13 @@ from tests.unit.application._support import (
     ALICE_EMAIL,
     ALICE_PASSWORD,
     RecordingUnitOfWork,
+    SignIn,
     client,
     login_cmd,
     snapshot,
 )
 from usermgmt.adapters.memory import FakePasswordHasher, FrozenClock
+from usermgmt.application.abuse import Guard
 from usermgmt.application.commands import ChangePassword, ClientInfo, RefreshSession
 from usermgmt.application.errors import (
     ConcurrentUpdate,
@@ -23,9 +25,7 @@ from usermgmt.application.errors import (
     InvalidRefreshToken,
     RateLimited,
 )
-from usermgmt.application.handlers._shared import Guard
 from usermgmt.application.handlers.change_password import ChangePasswordHandler
-from usermgmt.application.handlers.login import LoginHandler
 from usermgmt.application.handlers.refresh_session import RefreshSessionHandler
 from usermgmt.application.screening import PasswordScreen
 from usermgmt.domain.errors import UserInactive, WeakPassword
@@ -55,7 +55,7 @@ def change(
 
 async def test_change_password_replaces_the_hash(
     change_password: ChangePasswordHandler,
-    login: LoginHandler,
+    login: SignIn,
     uow: RecordingUnitOfWork,
     hasher: FakePasswordHasher,
     clock: FrozenClock,
@@ -76,7 +76,7 @@ async def test_change_password_replaces_the_hash(
 
 async def test_change_password_revokes_all_other_sessions_but_keeps_the_current_one(
     change_password: ChangePasswordHandler,
-    login: LoginHandler,
+    login: SignIn,
     refresh: RefreshSessionHandler,
     uow: RecordingUnitOfWork,
     alice: User,
@@ -101,14 +101,14 @@ async def test_change_password_revokes_all_other_sessions_but_keeps_the_current_
 
 
 async def test_change_password_with_no_other_sessions_revokes_none(
-    change_password: ChangePasswordHandler, login: LoginHandler, alice: User
+    change_password: ChangePasswordHandler, login: SignIn, alice: User
 ) -> None:
     pair = await login(login_cmd())
     assert await change_password(change(alice, pair.session_id)) == 0
 
 
 async def test_wrong_current_password_is_rejected(
-    change_password: ChangePasswordHandler, login: LoginHandler, uow: RecordingUnitOfWork, alice: User
+    change_password: ChangePasswordHandler, login: SignIn, uow: RecordingUnitOfWork, alice: User
 ) -> None:
     pair = await login(login_cmd())
     await login(login_cmd())
@@ -124,7 +124,7 @@ async def test_wrong_current_password_is_rejected(
 
 @pytest.mark.parametrize("new", ["short", "x" * 129, ALICE_EMAIL.upper(), "ALICE"])
 async def test_policy_applies_to_the_new_password(
-    change_password: ChangePasswordHandler, login: LoginHandler, uow: RecordingUnitOfWork, alice: User, new: str
+    change_password: ChangePasswordHandler, login: SignIn, uow: RecordingUnitOfWork, alice: User, new: str
 ) -> None:
     pair = await login(login_cmd())
     before = snapshot(uow.store)
@@ -140,7 +140,7 @@ async def test_policy_is_the_configured_one(
     hasher: FakePasswordHasher,
     clock: FrozenClock,
     guard: Guard,
-    login: LoginHandler,
+    login: SignIn,
     alice: User,
 ) -> None:
     pair = await login(login_cmd())
@@ -154,7 +154,7 @@ async def test_policy_is_the_configured_one(
 
 
 async def test_inactive_user_cannot_change_password(
-    change_password: ChangePasswordHandler, login: LoginHandler, uow: RecordingUnitOfWork, alice: User
+    change_password: ChangePasswordHandler, login: SignIn, uow: RecordingUnitOfWork, alice: User
 ) -> None:
     pair = await login(login_cmd())
     uow.store.users[alice.id].is_active = False
@@ -191,7 +191,7 @@ class ConcurrentChangeHasher(FakePasswordHasher):
 
 
 async def test_password_changed_meanwhile_is_a_concurrent_update(
-    uow: RecordingUnitOfWork, clock: FrozenClock, guard: Guard, login: LoginHandler, alice: User
+    uow: RecordingUnitOfWork, clock: FrozenClock, guard: Guard, login: SignIn, alice: User
 ) -> None:
     pair = await login(login_cmd())
     handler = ChangePasswordHandler(
@@ -216,7 +216,7 @@ async def test_change_password_command_repr_hides_both_passwords(alice: User) ->
     ["Liddell2025!", "alice1234", "ALICE-alice", "aliceliddell!"],
 )
 async def test_new_password_built_from_own_identifiers_is_rejected(
-    change_password: ChangePasswordHandler, login: LoginHandler, uow: RecordingUnitOfWork, alice: User, new: str
+    change_password: ChangePasswordHandler, login: SignIn, uow: RecordingUnitOfWork, alice: User, new: str
 ) -> None:
     pair = await login(login_cmd())
     before = snapshot(uow.store)
@@ -229,7 +229,7 @@ async def test_new_password_built_from_own_identifiers_is_rejected(
 
 
 async def test_password_changes_are_rate_limited_per_user(
-    change_password: ChangePasswordHandler, login: LoginHandler, hasher: FakePasswordHasher, alice: User
+    change_password: ChangePasswordHandler, login: SignIn, hasher: FakePasswordHasher, alice: User
 ) -> None:
     pair = await login(login_cmd())
     for _ in range(5):  # the default: five per 15 minutes, whether they succeed or not

@@ -10,6 +10,7 @@ from tests.unit.application._support import (
     ALICE_PASSWORD,
     BOB_PASSWORD,
     RecordingUnitOfWork,
+    SignIn,
     client,
     login_cmd,
     snapshot,
@@ -18,7 +19,6 @@ from usermgmt.adapters.memory import FakePasswordHasher, FrozenClock
 from usermgmt.application.commands import DeleteAccount, RefreshSession, RegisterUser
 from usermgmt.application.errors import InvalidAccessToken, InvalidCredentials, InvalidPassword, RateLimited
 from usermgmt.application.handlers.delete_account import DeleteAccountHandler
-from usermgmt.application.handlers.login import LoginHandler
 from usermgmt.application.handlers.refresh_session import RefreshSessionHandler
 from usermgmt.application.handlers.register_user import RegisterUserHandler
 from usermgmt.domain.events import EventType
@@ -28,7 +28,7 @@ from usermgmt.domain.value_objects import UserId
 
 async def test_delete_erases_user_sessions_and_retired_tokens(
     delete_account: DeleteAccountHandler,
-    login: LoginHandler,
+    login: SignIn,
     refresh: RefreshSessionHandler,
     uow: RecordingUnitOfWork,
     clock: FrozenClock,
@@ -64,7 +64,7 @@ async def test_delete_erases_user_sessions_and_retired_tokens(
 
 async def test_deleted_user_cannot_log_in_and_the_email_is_free_again(
     delete_account: DeleteAccountHandler,
-    login: LoginHandler,
+    login: SignIn,
     register: RegisterUserHandler,
     uow: RecordingUnitOfWork,
     alice: User,
@@ -80,7 +80,7 @@ async def test_deleted_user_cannot_log_in_and_the_email_is_free_again(
 
 async def test_wrong_password_deletes_nothing(
     delete_account: DeleteAccountHandler,
-    login: LoginHandler,
+    login: SignIn,
     uow: RecordingUnitOfWork,
     hasher: FakePasswordHasher,
     alice: User,
@@ -128,7 +128,7 @@ async def test_deletion_is_recorded_without_naming_the_account_in_the_store(
 
 
 async def test_receipt_counts_the_erased_security_events(
-    delete_account: DeleteAccountHandler, login: LoginHandler, uow: RecordingUnitOfWork, alice: User, bob: User
+    delete_account: DeleteAccountHandler, login: SignIn, uow: RecordingUnitOfWork, alice: User, bob: User
 ) -> None:
     await login(login_cmd())
     own = sum(1 for e in uow.recorded if e.user_id == alice.id)

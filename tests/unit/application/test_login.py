@@ -12,6 +12,7 @@ from tests.unit.application._support import (
     NOW,
     SESSION_LIFETIME,
     RecordingUnitOfWork,
+    SignIn,
     login_cmd,
     make_guard,
     snapshot,
@@ -23,11 +24,12 @@ from usermgmt.adapters.memory import (
     SequentialIdGenerator,
 )
 from usermgmt.adapters.refresh_tokens import SecretsRefreshTokenFactory
-from usermgmt.application.abuse import RateLimitPolicy
+from usermgmt.application.abuse import RateLimitPolicy, RateRule
 from usermgmt.application.commands import RegisterUser
 from usermgmt.application.errors import InvalidCredentials, RateLimited
 from usermgmt.application.handlers.login import LoginHandler
 from usermgmt.application.handlers.register_user import RegisterUserHandler
+from usermgmt.application.handlers.session_issuer import SessionIssuer
 from usermgmt.application.ports import Rate
 from usermgmt.application.screening import PasswordScreen
 from usermgmt.domain.errors import UserInactive
@@ -37,17 +39,22 @@ from usermgmt.domain.password_policy import PasswordPolicy
 from usermgmt.domain.value_objects import PasswordHash, PlainPassword
 
 
-def make_login(uow: RecordingUnitOfWork, hasher: FakePasswordHasher, clock: FrozenClock) -> LoginHandler:
-    return LoginHandler(
+def make_issuer(uow: RecordingUnitOfWork, clock: FrozenClock) -> SessionIssuer:
+    return SessionIssuer(
         uow=uow,
-        hasher=hasher,
         access_tokens=FakeAccessTokenService(clock),
         refresh_tokens=SecretsRefreshTokenFactory(),
         clock=clock,
         ids=SequentialIdGenerator(),
-        guard=make_guard(uow, clock),
         session_lifetime=SESSION_LIFETIME,
     )
+
+
+def make_login(
+    uow: RecordingUnitOfWork, hasher: FakePasswordHasher, clock: FrozenClock, policy: RateLimitPolicy | None = None
+) -> SignIn:
+    guard = make_guard(uow, clock, policy)
+    return SignIn(LoginHandler(uow=uow, hasher=hasher, issuer=make_issuer(uow, clock), clock=clock, guard=guard))
 
 
 async def register_with(hasher: FakePasswordHasher, uow: RecordingUnitOfWork, clock: FrozenClock) -> User:
@@ -63,7 +70,7 @@ async def register_with(hasher: FakePasswordHasher, uow: RecordingUnitOfWork, cl
 
 
 async def test_login_starts_a_session_and_returns_a_token_pair(
-    login: LoginHandler,
+    login: SignIn,
     uow: RecordingUnitOfWork,
     alice: User,
     access_tokens: FakeAccessTokenService,
@@ -86,7 +93,7 @@ async def test_login_starts_a_session_and_returns_a_token_pair(
     assert (session.user_agent, session.ip) == ("curl/8", "192.0.2.7")
 
 
-async def test_login_records_a_success_event(login: LoginHandler, uow: RecordingUnitOfWork, alice: User) -> None:
+async def test_login_records_a_success_event(login: SignIn, uow: RecordingUnitOfWork, alice: User) -> None:
     pair = await login(login_cmd(ip="192.0.2.7", user_agent="curl/8"))
 
     event = uow.recorded[-1]
@@ -96,7 +103,7 @@ async def test_login_records_a_success_event(login: LoginHandler, uow: Recording
     assert event.at == NOW
 
 
-async def test_each_login_is_a_new_session(login: LoginHandler, uow: RecordingUnitOfWork, alice: User) -> None:
+async def test_each_login_is_a_new_session(login: SignIn, uow: RecordingUnitOfWork, alice: User) -> None:
     first = await login(login_cmd())
     second = await login(login_cmd())
 
@@ -110,7 +117,7 @@ async def test_each_login_is_a_new_session(login: LoginHandler, uow: RecordingUn
     ["alice@example.com", "ALICE@EXAMPLE.COM", "  Alice@Example.com  ", "alice", "ALICE", " Alice\t"],
 )
 async def test_login_by_email_or_username_case_insensitively(
-    login: LoginHandler, uow: RecordingUnitOfWork, alice: User, identifier: str
+    login: SignIn, uow: RecordingUnitOfWork, alice: User, identifier: str
 ) -> None:
     pair = await login(login_cmd(login=identifier))
 
@@ -118,7 +125,7 @@ async def test_login_by_email_or_username_case_insensitively(
 
 
 async def test_login_password_is_nfkc_normalised(
-    login: LoginHandler, register: RegisterUserHandler, uow: RecordingUnitOfWork
+    login: SignIn, register: RegisterUserHandler, uow: RecordingUnitOfWork
 ) -> None:
     await register(RegisterUser(email="carol@example.com", password="ｔｏｐａｚ-ｍｏｏｎｌｉｇｈｔ"))
 
@@ -128,7 +135,7 @@ async def test_login_password_is_nfkc_normalised(
 
 
 async def test_wrong_password_is_invalid_credentials(
-    login: LoginHandler, uow: RecordingUnitOfWork, hasher: FakePasswordHasher, alice: User
+    login: SignIn, uow: RecordingUnitOfWork, hasher: FakePasswordHasher, alice: User
 ) -> None:
     before = snapshot(uow.store)
 
@@ -158,7 +165,7 @@ async def test_wrong_password_is_invalid_credentials(
     ],
 )
 async def test_unknown_user_spends_one_verification_and_fails_like_a_wrong_password(
-    login: LoginHandler, uow: RecordingUnitOfWork, hasher: FakePasswordHasher, alice: User, identifier: str
+    login: SignIn, uow: RecordingUnitOfWork, hasher: FakePasswordHasher, alice: User, identifier: str
 ) -> None:
     with pytest.raises(InvalidCredentials) as wrong_password:
         await login(login_cmd(password="wrong password!"))
@@ -182,7 +189,7 @@ async def test_unknown_user_spends_one_verification_and_fails_like_a_wrong_passw
 
 
 async def test_disabled_user_cannot_log_in(
-    login: LoginHandler, uow: RecordingUnitOfWork, hasher: FakePasswordHasher, alice: User
+    login: SignIn, uow: RecordingUnitOfWork, hasher: FakePasswordHasher, alice: User
 ) -> None:
     uow.store.users[alice.id].is_active = False
 
@@ -197,7 +204,7 @@ async def test_disabled_user_cannot_log_in(
 
 
 async def test_disabled_user_with_wrong_password_gets_invalid_credentials(
-    login: LoginHandler, uow: RecordingUnitOfWork, alice: User
+    login: SignIn, uow: RecordingUnitOfWork, alice: User
 ) -> None:
     uow.store.users[alice.id].is_active = False
 
@@ -222,7 +229,7 @@ async def test_login_upgrades_an_outdated_hash(uow: RecordingUnitOfWork, clock: 
 
 
 async def test_login_with_current_hash_does_not_rewrite_it(
-    login: LoginHandler, uow: RecordingUnitOfWork, alice: User
+    login: SignIn, uow: RecordingUnitOfWork, alice: User
 ) -> None:
     before = uow.store.users[alice.id].password_hash
     versions = dict(uow.store.versions)
@@ -243,8 +250,8 @@ async def test_failed_login_does_not_upgrade_an_outdated_hash(uow: RecordingUnit
     assert uow.store.users[user.id].password_hash == old_hash
 
 
-class PasswordChangingHasher(FakePasswordHasher):
-    """Verifies like the fake, then lets the user's password change 'concurrently' before login writes back."""
+class RehashingMeanwhileHasher(FakePasswordHasher):
+    """Verifies like the fake, then lets another sign-in store an upgraded hash of the same password first."""
 
     def __init__(self, scheme: str, uow: RecordingUnitOfWork, new_hash: PasswordHash) -> None:
         super().__init__(scheme)
@@ -255,19 +262,17 @@ class PasswordChangingHasher(FakePasswordHasher):
     ) -> tuple[bool, PasswordHash | None]:
         result = await super().verify_and_update(password, password_hash)
         for user in self._uow.store.users.values():
-            user.password_hash = self._new_hash
+            user.rehash_password(self._new_hash)
         return result
 
 
-async def test_rehash_never_overwrites_a_password_changed_meanwhile(
-    uow: RecordingUnitOfWork, clock: FrozenClock
-) -> None:
+async def test_rehash_never_overwrites_a_hash_stored_meanwhile(uow: RecordingUnitOfWork, clock: FrozenClock) -> None:
     user = await register_with(FakePasswordHasher("fake1"), uow, clock)
-    changed_meanwhile = PasswordHash("fake2$someone-else-changed-it")
+    stored_meanwhile = PasswordHash("fake2$another-login-upgraded-it")
 
-    await make_login(uow, PasswordChangingHasher("fake2", uow, changed_meanwhile), clock)(login_cmd())
+    await make_login(uow, RehashingMeanwhileHasher("fake2", uow, stored_meanwhile), clock)(login_cmd())
 
-    assert uow.store.users[user.id].password_hash == changed_meanwhile
+    assert uow.store.users[user.id].password_hash == stored_meanwhile
 
 
 async def test_login_command_repr_hides_the_password() -> None:
@@ -279,9 +284,11 @@ async def test_login_command_repr_hides_the_password() -> None:
 
 def strict_limits() -> RateLimitPolicy:
     return RateLimitPolicy(
-        login_per_ip=Rate(6, timedelta(minutes=1)),
-        login_failures_per_account_ip=Rate(3, timedelta(minutes=15)),
-        login_failures_per_account=Rate(5, timedelta(minutes=15)),
+        rates={
+            RateRule.LOGIN_PER_IP: Rate(6, timedelta(minutes=1)),
+            RateRule.LOGIN_FAILURES_PER_ACCOUNT_IP: Rate(3, timedelta(minutes=15)),
+            RateRule.LOGIN_FAILURES_PER_ACCOUNT: Rate(5, timedelta(minutes=15)),
+        }
     )
 
 
@@ -290,14 +297,14 @@ def rate_limits() -> RateLimitPolicy:  # overrides conftest: small numbers keep 
     return strict_limits()
 
 
-async def fail(login: LoginHandler, times: int, *, ip: str = IP, identifier: str = ALICE_EMAIL) -> None:
+async def fail(login: SignIn, times: int, *, ip: str = IP, identifier: str = ALICE_EMAIL) -> None:
     for _ in range(times):
         with pytest.raises(InvalidCredentials):
             await login(login_cmd(login=identifier, password="wrong password!", ip=ip))
 
 
 async def test_failures_per_account_and_ip_are_limited_before_any_hash_is_spent(
-    login: LoginHandler, uow: RecordingUnitOfWork, hasher: FakePasswordHasher, alice: User
+    login: SignIn, uow: RecordingUnitOfWork, hasher: FakePasswordHasher, alice: User
 ) -> None:
     await fail(login, 3)
     spent = hasher.verifications
@@ -315,7 +322,7 @@ async def test_failures_per_account_and_ip_are_limited_before_any_hash_is_spent(
     assert uow.recorded[-1].details == {"rule": "login_failures_per_account_ip"}
 
 
-async def test_the_account_ip_limit_does_not_affect_other_ips(login: LoginHandler, alice: User) -> None:
+async def test_the_account_ip_limit_does_not_affect_other_ips(login: SignIn, alice: User) -> None:
     await fail(login, 3, ip="198.51.100.1")
 
     pair = await login(login_cmd(ip="198.51.100.2"))
@@ -323,14 +330,14 @@ async def test_the_account_ip_limit_does_not_affect_other_ips(login: LoginHandle
     assert pair.session_id
 
 
-async def test_the_account_ip_window_expires(login: LoginHandler, clock: FrozenClock, alice: User) -> None:
+async def test_the_account_ip_window_expires(login: SignIn, clock: FrozenClock, alice: User) -> None:
     await fail(login, 3)
     clock.advance(timedelta(minutes=15, seconds=1))
 
     assert (await login(login_cmd())).session_id
 
 
-async def test_success_clears_the_account_ip_failures(login: LoginHandler, alice: User) -> None:
+async def test_success_clears_the_account_ip_failures(login: SignIn, alice: User) -> None:
     await fail(login, 2)
     await login(login_cmd())
 
@@ -339,13 +346,12 @@ async def test_success_clears_the_account_ip_failures(login: LoginHandler, alice
 
 
 async def test_account_wide_ceiling_spares_ips_with_a_live_session(
-    login: LoginHandler, clock: FrozenClock, alice: User
+    login: SignIn, clock: FrozenClock, alice: User
 ) -> None:
     home = "203.0.113.50"
-    await login(login_cmd(ip=home))  # the owner's device
+    await login(login_cmd(ip=home))  # the owner's device: a password check too, the first of the window
     for attacker in ("198.51.100.1", "198.51.100.2"):
-        await fail(login, 2, ip=attacker)
-    await fail(login, 1, ip="198.51.100.3")  # five failures across IPs: the account-wide ceiling is reached
+        await fail(login, 2, ip=attacker)  # five checks across IPs: the account-wide ceiling is reached
 
     with pytest.raises(RateLimited) as excinfo:
         await login(login_cmd(ip="198.51.100.4"))
@@ -355,7 +361,7 @@ async def test_account_wide_ceiling_spares_ips_with_a_live_session(
 
 
 async def test_every_attempt_counts_against_the_client_ip(
-    login: LoginHandler, hasher: FakePasswordHasher, alice: User
+    login: SignIn, hasher: FakePasswordHasher, alice: User
 ) -> None:
     for n in range(6):
         identifier = f"nobody{n}@example.com"
@@ -372,7 +378,7 @@ async def test_every_attempt_counts_against_the_client_ip(
 
 
 async def test_a_flood_of_rejections_is_recorded_once_per_window(
-    login: LoginHandler, uow: RecordingUnitOfWork, alice: User
+    login: SignIn, uow: RecordingUnitOfWork, alice: User
 ) -> None:
     await fail(login, 3)
     for _ in range(2):
@@ -383,16 +389,7 @@ async def test_a_flood_of_rejections_is_recorded_once_per_window(
 
 
 async def test_disabled_limits_never_refuse(uow: RecordingUnitOfWork, clock: FrozenClock, alice: User) -> None:
-    handler = LoginHandler(
-        uow=uow,
-        hasher=FakePasswordHasher(),
-        access_tokens=FakeAccessTokenService(clock),
-        refresh_tokens=SecretsRefreshTokenFactory(),
-        clock=clock,
-        ids=SequentialIdGenerator(),
-        guard=make_guard(uow, clock, RateLimitPolicy(enabled=False)),
-        session_lifetime=SESSION_LIFETIME,
-    )
+    handler = make_login(uow, FakePasswordHasher(), clock, RateLimitPolicy(enabled=False))
     await fail(handler, 20)
 
     assert (await handler(login_cmd())).session_id

@@ -4,12 +4,11 @@ from datetime import timedelta
 
 import pytest
 
-from tests.unit.application._support import SESSION_LIFETIME, RecordingUnitOfWork, login_cmd, snapshot
+from tests.unit.application._support import SESSION_LIFETIME, RecordingUnitOfWork, SignIn, login_cmd, snapshot
 from usermgmt.adapters.memory import FakeAccessTokenService, FrozenClock
 from usermgmt.adapters.refresh_tokens import SecretsRefreshTokenFactory
 from usermgmt.application.commands import ClientInfo, Logout, RefreshSession
 from usermgmt.application.errors import InvalidRefreshToken, RateLimited
-from usermgmt.application.handlers.login import LoginHandler
 from usermgmt.application.handlers.logout import LogoutHandler
 from usermgmt.application.handlers.refresh_session import RefreshSessionHandler
 from usermgmt.application.results import TokenPair
@@ -18,7 +17,7 @@ from usermgmt.domain.model import User
 
 
 @pytest.fixture
-async def pair(login: LoginHandler, alice: User) -> TokenPair:
+async def pair(login: SignIn, alice: User) -> TokenPair:
     return await login(login_cmd(user_agent="curl/8", ip="192.0.2.1"))
 
 
@@ -78,7 +77,7 @@ async def test_reusing_a_rotated_token_ends_the_whole_session(
 
 
 async def test_reuse_ends_only_the_affected_session(
-    refresh: RefreshSessionHandler, login: LoginHandler, uow: RecordingUnitOfWork, pair: TokenPair
+    refresh: RefreshSessionHandler, login: SignIn, uow: RecordingUnitOfWork, pair: TokenPair
 ) -> None:
     other = await login(login_cmd())
     await refresh(refresh_cmd(pair.refresh_token))
@@ -135,7 +134,7 @@ async def test_deactivated_user_cannot_refresh(
 async def test_logout_ends_the_session_and_its_refresh_token(
     logout: LogoutHandler,
     refresh: RefreshSessionHandler,
-    login: LoginHandler,
+    login: SignIn,
     uow: RecordingUnitOfWork,
     alice: User,
     pair: TokenPair,
@@ -217,7 +216,7 @@ async def test_unknown_token_records_nothing(
 
 
 async def test_refreshes_are_rate_limited_per_session(
-    refresh: RefreshSessionHandler, login: LoginHandler, uow: RecordingUnitOfWork, clock: FrozenClock, pair: TokenPair
+    refresh: RefreshSessionHandler, login: SignIn, uow: RecordingUnitOfWork, clock: FrozenClock, pair: TokenPair
 ) -> None:
     token = pair.refresh_token
     for _ in range(30):  # the default: thirty a minute per session

@@ -6,9 +6,9 @@ import pytest
 
 from tests.unit.application._support import ALICE_EMAIL, ALICE_PASSWORD, NOW, RecordingUnitOfWork, client, snapshot
 from usermgmt.adapters.memory import FakePasswordHasher, FrozenClock, SequentialIdGenerator
+from usermgmt.application.abuse import Guard
 from usermgmt.application.commands import RegisterUser
 from usermgmt.application.errors import EmailTaken, RateLimited, UsernameTaken
-from usermgmt.application.handlers._shared import Guard
 from usermgmt.application.handlers.register_user import RegisterUserHandler
 from usermgmt.application.screening import PasswordScreen
 from usermgmt.domain.errors import InvalidEmail, InvalidFullName, InvalidUsername, WeakPassword

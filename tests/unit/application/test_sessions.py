@@ -10,6 +10,7 @@ from tests.unit.application._support import (
     NOW,
     SESSION_LIFETIME,
     RecordingUnitOfWork,
+    SignIn,
     client,
     login_cmd,
     snapshot,
@@ -17,7 +18,6 @@ from tests.unit.application._support import (
 from usermgmt.adapters.memory import FrozenClock
 from usermgmt.application.commands import ListEvents, ListSessions, RefreshSession, RevokeSession
 from usermgmt.application.errors import InvalidRefreshToken, SessionNotFound
-from usermgmt.application.handlers.login import LoginHandler
 from usermgmt.application.handlers.refresh_session import RefreshSessionHandler
 from usermgmt.application.handlers.sessions import ListEventsHandler, ListSessionsHandler, RevokeSessionHandler
 from usermgmt.domain.events import EventType, SecurityEvent, StoredEvent
@@ -27,7 +27,7 @@ from usermgmt.domain.value_objects import SessionId, UserId
 
 async def test_list_sessions_newest_first_with_current_marked(
     list_sessions: ListSessionsHandler,
-    login: LoginHandler,
+    login: SignIn,
     refresh: RefreshSessionHandler,
     clock: FrozenClock,
     alice: User,
@@ -50,7 +50,7 @@ async def test_list_sessions_newest_first_with_current_marked(
 
 
 async def test_list_sessions_hides_expired_ones(
-    list_sessions: ListSessionsHandler, login: LoginHandler, clock: FrozenClock, alice: User
+    list_sessions: ListSessionsHandler, login: SignIn, clock: FrozenClock, alice: User
 ) -> None:
     old = await login(login_cmd())
     clock.advance(SESSION_LIFETIME - timedelta(hours=1))
@@ -64,7 +64,7 @@ async def test_list_sessions_hides_expired_ones(
 
 
 async def test_list_sessions_of_user_without_sessions_is_empty(
-    list_sessions: ListSessionsHandler, login: LoginHandler, alice: User, bob: User
+    list_sessions: ListSessionsHandler, login: SignIn, alice: User, bob: User
 ) -> None:
     pair = await login(login_cmd())
     assert await list_sessions(ListSessions(user_id=bob.id, current_session_id=pair.session_id)) == []
@@ -72,7 +72,7 @@ async def test_list_sessions_of_user_without_sessions_is_empty(
 
 async def test_revoke_own_session(
     revoke_session: RevokeSessionHandler,
-    login: LoginHandler,
+    login: SignIn,
     refresh: RefreshSessionHandler,
     uow: RecordingUnitOfWork,
     alice: User,
@@ -88,7 +88,7 @@ async def test_revoke_own_session(
 
 
 async def test_revoke_current_session_is_allowed(
-    revoke_session: RevokeSessionHandler, login: LoginHandler, uow: RecordingUnitOfWork, alice: User
+    revoke_session: RevokeSessionHandler, login: SignIn, uow: RecordingUnitOfWork, alice: User
 ) -> None:
     pair = await login(login_cmd())
     await revoke_session(RevokeSession(user_id=alice.id, session_id=pair.session_id))
@@ -96,7 +96,7 @@ async def test_revoke_current_session_is_allowed(
 
 
 async def test_revoke_another_users_session_is_not_found(
-    revoke_session: RevokeSessionHandler, login: LoginHandler, uow: RecordingUnitOfWork, alice: User, bob: User
+    revoke_session: RevokeSessionHandler, login: SignIn, uow: RecordingUnitOfWork, alice: User, bob: User
 ) -> None:
     bobs = await login(login_cmd(login="bob", password=BOB_PASSWORD))
     before = snapshot(uow.store)
@@ -109,7 +109,7 @@ async def test_revoke_another_users_session_is_not_found(
 
 
 async def test_revoke_unknown_session_is_not_found(
-    revoke_session: RevokeSessionHandler, login: LoginHandler, alice: User
+    revoke_session: RevokeSessionHandler, login: SignIn, alice: User
 ) -> None:
     pair = await login(login_cmd())
     await revoke_session(RevokeSession(user_id=alice.id, session_id=pair.session_id))
@@ -119,7 +119,7 @@ async def test_revoke_unknown_session_is_not_found(
 
 
 async def test_revoking_is_recorded(
-    revoke_session: RevokeSessionHandler, login: LoginHandler, uow: RecordingUnitOfWork, alice: User
+    revoke_session: RevokeSessionHandler, login: SignIn, uow: RecordingUnitOfWork, alice: User
 ) -> None:
     pair = await login(login_cmd())
 

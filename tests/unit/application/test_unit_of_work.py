@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 
 import pytest
@@ -11,6 +12,7 @@ from tests.unit.application._support import (
     ALICE_PASSWORD,
     NOW,
     RecordingUnitOfWork,
+    SignIn,
     login_cmd,
     make_guard,
     snapshot,
@@ -20,6 +22,7 @@ from usermgmt.adapters.memory import (
     FakePasswordHasher,
     FrozenClock,
     InMemoryUnitOfWork,
+    MemoryStore,
     SequentialIdGenerator,
 )
 from usermgmt.adapters.refresh_tokens import SecretsRefreshTokenFactory
@@ -39,8 +42,10 @@ from usermgmt.application.handlers.login import LoginHandler
 from usermgmt.application.handlers.logout import LogoutHandler
 from usermgmt.application.handlers.refresh_session import RefreshSessionHandler
 from usermgmt.application.handlers.register_user import RegisterUserHandler
+from usermgmt.application.handlers.session_issuer import SessionIssuer
 from usermgmt.application.handlers.sessions import RevokeSessionHandler
 from usermgmt.application.handlers.update_profile import UpdateProfileHandler
+from usermgmt.application.ports import EventDispatcher, UnitOfWork
 from usermgmt.application.results import TokenPair
 from usermgmt.application.screening import PasswordScreen
 from usermgmt.domain.events import EventType, SecurityEvent
@@ -66,7 +71,7 @@ def uow() -> FlakyUnitOfWork:  # overrides the conftest fixture: every handler b
 
 
 @pytest.fixture
-async def pair(login: LoginHandler, alice: User) -> TokenPair:
+async def pair(login: SignIn, alice: User) -> TokenPair:
     return await login(login_cmd())
 
 
@@ -137,7 +142,7 @@ async def test_committed_events_are_logged() -> None:
     event = an_event()
 
     async with uow:
-        await uow.events.add(event)
+        await uow.record(event)
         await uow.commit()
 
     assert uow.logged == [event]
@@ -147,7 +152,7 @@ async def test_rolled_back_events_are_neither_kept_nor_logged() -> None:
     uow = InMemoryUnitOfWork()
 
     async with uow:
-        await uow.events.add(an_event())
+        await uow.record(an_event())
 
     assert uow.store.events == []
     assert uow.logged == []
@@ -177,15 +182,16 @@ async def test_failed_login_leaves_no_session_and_no_rehash(uow: FlakyUnitOfWork
     )
     await register(RegisterUser(email=ALICE_EMAIL, password=ALICE_PASSWORD))
 
-    login = LoginHandler(
+    issuer = SessionIssuer(
         uow=uow,
-        hasher=FakePasswordHasher("fake2"),
         access_tokens=FakeAccessTokenService(clock),
         refresh_tokens=SecretsRefreshTokenFactory(),
         clock=clock,
         ids=SequentialIdGenerator(),
-        guard=make_guard(uow, clock),
         session_lifetime=timedelta(days=1),
+    )
+    login = LoginHandler(
+        uow=uow, hasher=FakePasswordHasher("fake2"), issuer=issuer, clock=clock, guard=make_guard(uow, clock)
     )
     before = snapshot(uow.store)
     uow.broken = True
@@ -225,7 +231,7 @@ async def test_failed_update_profile_changes_nothing(
 
 
 async def test_failed_change_password_keeps_password_and_sessions(
-    change_password: ChangePasswordHandler, login: LoginHandler, uow: FlakyUnitOfWork, alice: User, pair: TokenPair
+    change_password: ChangePasswordHandler, login: SignIn, uow: FlakyUnitOfWork, alice: User, pair: TokenPair
 ) -> None:
     await login(login_cmd())
     before = snapshot(uow.store)
@@ -270,3 +276,74 @@ async def test_failed_logout_and_revoke_keep_the_session(
         await revoke_session(RevokeSession(user_id=alice.id, session_id=pair.session_id))
 
     assert pair.session_id in uow.store.sessions
+
+
+# --- the event dispatcher: before and after commit -------------------------------------------------------------
+
+
+async def test_dispatcher_runs_in_the_transaction_then_after_the_commit_in_order() -> None:
+    seen: list[tuple[str, list[EventType], int]] = []
+    store = MemoryStore()
+
+    async def before(uow: UnitOfWork, events: Sequence[SecurityEvent]) -> None:
+        seen.append(("before", [e.type for e in events], len(store.events)))
+
+    async def after(events: Sequence[SecurityEvent]) -> None:
+        seen.append(("after", [e.type for e in events], len(store.events)))
+
+    uow = InMemoryUnitOfWork(store, dispatcher=EventDispatcher(before_commit=[before], after_commit=[after]))
+    async with uow:
+        await uow.record(an_event())
+        await uow.commit()
+
+    assert seen == [("before", [EventType.REGISTERED], 0), ("after", [EventType.REGISTERED], 1)]
+
+
+async def test_a_failing_before_commit_handler_commits_nothing() -> None:
+    async def refuse(uow: UnitOfWork, events: Sequence[SecurityEvent]) -> None:
+        raise RuntimeError("outbox unavailable")
+
+    uow = InMemoryUnitOfWork(dispatcher=EventDispatcher(before_commit=[refuse]))
+    async with uow:
+        await uow.record(an_event())
+        with pytest.raises(RuntimeError):
+            await uow.commit()
+
+    assert uow.store.events == []
+
+
+async def test_a_failing_after_commit_handler_neither_undoes_the_change_nor_stops_the_others(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    delivered: list[SecurityEvent] = []
+
+    async def broken(events: Sequence[SecurityEvent]) -> None:
+        raise RuntimeError("log sink down")
+
+    async def working(events: Sequence[SecurityEvent]) -> None:
+        delivered.extend(events)
+
+    uow = InMemoryUnitOfWork(dispatcher=EventDispatcher(after_commit=[broken, working]))
+    event = an_event()
+    async with uow:
+        await uow.record(event)
+        await uow.commit()
+
+    assert [stored.event for stored in uow.store.events] == [event]
+    assert delivered == [event]
+    assert "after-commit handler" in caplog.text
+
+
+async def test_nothing_is_dispatched_for_a_rolled_back_unit_of_work() -> None:
+    dispatched: list[SecurityEvent] = []
+
+    async def after(events: Sequence[SecurityEvent]) -> None:
+        dispatched.extend(events)
+
+    uow = InMemoryUnitOfWork(dispatcher=EventDispatcher(after_commit=[after]))
+    async with uow:
+        await uow.record(an_event())
+    async with uow:  # a later commit does not carry the rolled-back event along
+        await uow.commit()
+
+    assert dispatched == []

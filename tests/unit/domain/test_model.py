@@ -10,6 +10,7 @@ import pytest
 from usermgmt.domain.errors import SessionExpired, UserInactive
 from usermgmt.domain.model import Session, User
 from usermgmt.domain.value_objects import (
+    AuthMethod,
     Email,
     FullName,
     PasswordHash,
@@ -42,6 +43,7 @@ def make_session(**overrides: object) -> Session:
         "id": SessionId(UUID(int=100)),
         "user_id": UserId(UUID(int=1)),
         "refresh_token_hash": RefreshTokenHash("rt-1"),
+        "amr": (AuthMethod.PASSWORD,),
         "now": NOW,
         "lifetime": LIFETIME,
         "user_agent": "curl/8",
@@ -278,3 +280,30 @@ def test_sessions_are_equal_by_identity() -> None:
     assert a == b
     assert hash(a) == hash(b)
     assert a != c
+
+
+def test_session_remembers_how_it_began() -> None:
+    session = make_session(amr=[AuthMethod.PASSWORD, AuthMethod.OTP, AuthMethod.PASSWORD])
+    assert session.authenticated_at == NOW
+    assert session.amr == (AuthMethod.PASSWORD, AuthMethod.OTP)  # ordered, without repeats
+
+    session.rotate(RefreshTokenHash("rt-2"), now=NOW + LIFETIME / 2, lifetime=LIFETIME, user_agent=None, ip=None)
+    assert session.authenticated_at == NOW  # a refresh is not a new sign-in
+
+
+def test_session_needs_a_method() -> None:
+    with pytest.raises(ValueError, match="method"):
+        make_session(amr=())
+
+
+def test_deactivate_and_reactivate_say_whether_they_changed_anything() -> None:
+    user = make_user()
+    later = NOW + LIFETIME
+    assert user.deactivate(now=later) is True
+    assert (user.is_active, user.updated_at) == (False, later)
+    with pytest.raises(UserInactive):
+        user.ensure_active()
+    assert user.deactivate(now=later) is False
+    assert user.reactivate(now=later) is True
+    user.ensure_active()
+    assert user.reactivate(now=later) is False

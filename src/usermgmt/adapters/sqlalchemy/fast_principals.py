@@ -17,20 +17,25 @@ from functools import partial
 from typing import Any
 
 import asyncpg
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.engine import make_url
 
 from usermgmt.adapters.sqlalchemy.engine import sqlstate_says_unavailable
-from usermgmt.adapters.sqlalchemy.repositories import user_from_row
+from usermgmt.adapters.sqlalchemy.principals import PRINCIPAL_QUERY, principal_from_row
 from usermgmt.application.errors import ServiceUnavailable
-from usermgmt.domain.model import User
+from usermgmt.application.results import Principal
 from usermgmt.domain.value_objects import SessionId, UserId
 
-PRINCIPAL_SQL = """
-SELECT u.id, u.email, u.username, u.full_name, u.password_hash, u.email_verified, u.is_active,
-       u.created_at, u.updated_at, u.password_changed_at
-FROM sessions AS s JOIN users AS u ON u.id = s.user_id
-WHERE s.id = $1 AND u.id = $2 AND s.expires_at > $3 AND u.is_active
-"""
+
+def _compile_for_asyncpg() -> str:
+    """``PRINCIPAL_QUERY`` as asyncpg's SQL, with ``$1, $2, $3`` = session id, user id, now (checked here)."""
+    compiled = PRINCIPAL_QUERY.compile(dialect=asyncpg_dialect())  # type: ignore[no-untyped-call]
+    if compiled.positiontup != ["session_id", "user_id", "now"]:
+        raise RuntimeError(f"unexpected parameter order {compiled.positiontup}")
+    return str(compiled)
+
+
+PRINCIPAL_SQL = _compile_for_asyncpg()
 
 UNAVAILABLE = (OSError, asyncio.TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError)
 
@@ -150,7 +155,7 @@ class AsyncpgPrincipalReader:
             size=max_size,
         )
 
-    async def get_active_user(self, user_id: UserId, session_id: SessionId, now: datetime) -> User | None:
+    async def get(self, user_id: UserId, session_id: SessionId, now: datetime) -> Principal | None:
         try:
             record = await self._connections.fetchrow(PRINCIPAL_SQL, session_id, user_id, now)
         except UNAVAILABLE as exc:
@@ -159,7 +164,7 @@ class AsyncpgPrincipalReader:
             if sqlstate_says_unavailable(exc):  # too many connections, shutting down, ...
                 raise ServiceUnavailable() from exc
             raise
-        return user_from_row(_Record(record)) if record is not None else None  # type: ignore[arg-type]
+        return principal_from_row(_Record(record), session_id) if record is not None else None
 
     async def close(self) -> None:
         await self._connections.close()

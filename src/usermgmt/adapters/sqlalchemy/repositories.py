@@ -16,6 +16,7 @@ from usermgmt.domain.errors import DomainError
 from usermgmt.domain.events import EventType, SecurityEvent, StoredEvent
 from usermgmt.domain.model import Session, User
 from usermgmt.domain.value_objects import (
+    AuthMethod,
     Email,
     FullName,
     PasswordHash,
@@ -48,9 +49,9 @@ def translate_integrity_error(error: IntegrityError) -> DomainError | None:
 def user_from_row(row: Row[Any]) -> User:
     return User(
         id=UserId(row.id),
-        email=_trusted(Email, row.email),
-        username=_trusted(Username, row.username) if row.username is not None else None,
-        full_name=_trusted(FullName, row.full_name) if row.full_name is not None else None,
+        email=trusted(Email, row.email),
+        username=trusted(Username, row.username) if row.username is not None else None,
+        full_name=trusted(FullName, row.full_name) if row.full_name is not None else None,
         password_hash=PasswordHash(row.password_hash),
         email_verified=row.email_verified,
         is_active=row.is_active,
@@ -60,7 +61,7 @@ def user_from_row(row: Row[Any]) -> User:
     )
 
 
-def _trusted(cls: type[T], value: str) -> T:
+def trusted(cls: type[T], value: str) -> T:
     """Rebuild a value object from a stored value without validating it again (it was validated on the way in)."""
     obj = object.__new__(cls)
     object.__setattr__(obj, "value", value)
@@ -88,8 +89,9 @@ class SqlAlchemyUserRepository:
         self._connection = connection
         self._versions: dict[UserId, int] = {}  # optimistic locking: the version each loaded user had
 
-    async def get(self, user_id: UserId) -> User | None:
-        return await self._one(select(users).where(users.c.id == user_id))
+    async def get(self, user_id: UserId, *, for_update: bool = False) -> User | None:
+        statement = select(users).where(users.c.id == user_id)
+        return await self._one(statement.with_for_update() if for_update else statement)
 
     async def get_by_email(self, email: Email) -> User | None:
         return await self._one(select(users).where(users.c.email_canonical == email.canonical))
@@ -154,6 +156,8 @@ def session_from_row(row: Row[Any]) -> Session:
         id=SessionId(row.id),
         user_id=UserId(row.user_id),
         refresh_token_hash=RefreshTokenHash(row.refresh_token_hash),
+        authenticated_at=row.authenticated_at,
+        amr=tuple(AuthMethod(method) for method in row.amr),
         created_at=row.created_at,
         last_used_at=row.last_used_at,
         expires_at=row.expires_at,
@@ -173,6 +177,8 @@ class SqlAlchemySessionRepository:
                 id=session.id,
                 user_id=session.user_id,
                 refresh_token_hash=session.refresh_token_hash.value,
+                authenticated_at=session.authenticated_at,
+                amr=list(session.amr),
                 created_at=session.created_at,
                 last_used_at=session.last_used_at,
                 expires_at=session.expires_at,
@@ -257,7 +263,6 @@ class SqlAlchemySessionRepository:
 class SqlAlchemyEventRepository:
     def __init__(self, connection: AsyncConnection) -> None:
         self._connection = connection
-        self.pending: list[SecurityEvent] = []  # logged by the unit of work once committed
 
     async def add(self, event: SecurityEvent) -> None:
         stored = event.stored_form()
@@ -273,7 +278,6 @@ class SqlAlchemyEventRepository:
                 details=dict(stored.details),
             )
         )
-        self.pending.append(event)
 
     async def list_for_user(self, user_id: UserId, *, limit: int, before: int | None = None) -> Sequence[StoredEvent]:
         statement = select(security_events).where(security_events.c.user_id == user_id)

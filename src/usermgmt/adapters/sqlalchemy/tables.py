@@ -76,6 +76,8 @@ sessions = Table(
     Column("id", Uuid, primary_key=True),
     Column("user_id", Uuid, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
     Column("refresh_token_hash", String(64), nullable=False, unique=True),
+    Column("authenticated_at", UTCDateTime, nullable=False),
+    Column("amr", JSON, nullable=False),  # RFC 8176 method values, e.g. ["pwd"]
     Column("created_at", UTCDateTime, nullable=False),
     Column("last_used_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import logging
-from types import TracebackType
-from typing import Self
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from usermgmt.adapters.audit_log import log_events
+from usermgmt.adapters.audit_log import log_committed
 from usermgmt.adapters.sqlalchemy.engine import is_unavailable
 from usermgmt.adapters.sqlalchemy.repositories import (
     SqlAlchemyEventRepository,
@@ -18,7 +16,7 @@ from usermgmt.adapters.sqlalchemy.repositories import (
     translate_integrity_error,
 )
 from usermgmt.application.errors import ServiceUnavailable
-from usermgmt.application.ports import UnitOfWork
+from usermgmt.application.ports import EventDispatcher, UnitOfWork
 
 logger = logging.getLogger(__name__)
 
@@ -33,11 +31,12 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
     sessions: SqlAlchemySessionRepository
     events: SqlAlchemyEventRepository
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, dispatcher: EventDispatcher | None = None) -> None:
+        super().__init__(dispatcher or EventDispatcher(after_commit=[log_committed]))
         self._engine = engine
         self._connection: AsyncConnection | None = None
 
-    async def __aenter__(self) -> Self:
+    async def _begin(self) -> None:
         try:
             self._connection = await self._engine.connect()
             await self._connection.begin()
@@ -49,23 +48,20 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
         self.users = SqlAlchemyUserRepository(self._connection)
         self.sessions = SqlAlchemySessionRepository(self._connection)
         self.events = SqlAlchemyEventRepository(self._connection)
-        return self
 
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    async def _end(self, error: BaseException | None) -> None:
         try:
-            await self.rollback()
+            await self._rollback()
         except Exception:
             # The connection died after the block's last statement. Nothing it did without commit() survives
             # anyway, and what it read is still true: report the original failure, if any, not this one.
             logger.debug("rollback failed; the connection is discarded", exc_info=True)
         finally:
             await self._close()
-        if exc is not None and is_unavailable(exc):
-            raise ServiceUnavailable() from exc
+        if error is not None and is_unavailable(error):
+            raise ServiceUnavailable() from error
 
-    async def commit(self) -> None:
+    async def _commit(self) -> None:
         if self._connection is None:
             raise RuntimeError("commit() outside 'async with'")
         try:
@@ -75,10 +71,8 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
             if translated is None:
                 raise
             raise translated from exc
-        committed, self.events.pending = self.events.pending, []
-        log_events(committed)
 
-    async def rollback(self) -> None:
+    async def _rollback(self) -> None:
         if self._connection is not None and self._connection.in_transaction():
             await self._connection.rollback()
 

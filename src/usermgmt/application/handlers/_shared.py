@@ -2,24 +2,40 @@
 
 from __future__ import annotations
 
-from typing import NoReturn
+import unicodedata
 
-from usermgmt.application.abuse import Throttle
 from usermgmt.application.audit import security_event
 from usermgmt.application.commands import ClientInfo
-from usermgmt.application.errors import InvalidAccessToken, InvalidPassword, RateLimited
+from usermgmt.application.errors import InvalidAccessToken, InvalidPassword
 from usermgmt.application.ports import Clock, PasswordHasher, UnitOfWork
+from usermgmt.domain.errors import InvalidEmail, InvalidUsername
 from usermgmt.domain.events import EventType
 from usermgmt.domain.model import User
-from usermgmt.domain.value_objects import PlainPassword, UserId
+from usermgmt.domain.value_objects import Email, PlainPassword, UserId, Username, canonical
 
 
-async def load_user(uow: UnitOfWork, user_id: UserId) -> User:
+async def load_user(uow: UnitOfWork, user_id: UserId, *, for_update: bool = False) -> User:
     """The caller's user inside an open unit of work; a vanished user makes the caller's token worthless."""
-    user = await uow.users.get(user_id)
+    user = await uow.users.get(user_id, for_update=for_update)
     if user is None:
         raise InvalidAccessToken()
     return user
+
+
+def parse_login(text: str) -> Email | Username | None:
+    """What a login names, in the form accounts are found by: an email address (with ``@``) or a username, after
+    NFKC normalisation (so full-width or compatibility spellings find the same account); None if it is neither."""
+    normalized = unicodedata.normalize("NFKC", text).strip()
+    try:
+        return Email(normalized) if "@" in normalized else Username(normalized)
+    except (InvalidEmail, InvalidUsername):
+        return None
+
+
+def unknown_login_key(login: Email | Username | None, text: str) -> str:
+    """The rate-limit key of a login that matches no account: the same canonical form that would have found one,
+    so that no spelling of an address is throttled differently from how a real account would be."""
+    return f"unknown:{login.canonical if login is not None else canonical(text.strip())}"
 
 
 async def confirm_password(
@@ -43,7 +59,7 @@ async def confirm_password(
     matches, _ = await hasher.verify_and_update(PlainPassword(password), user.password_hash)
     if not matches:
         async with uow:
-            await uow.events.add(
+            await uow.record(
                 security_event(
                     EventType.PASSWORD_CONFIRMATION_FAILED,
                     at=clock.now(),
@@ -55,35 +71,3 @@ async def confirm_password(
             await uow.commit()
         raise InvalidPassword()
     return user
-
-
-class Guard:
-    """Rate limits plus their audit record: the first rejection per window (per key) becomes a security event."""
-
-    def __init__(self, throttle: Throttle, uow: UnitOfWork, clock: Clock) -> None:
-        self.throttle, self._uow, self._clock = throttle, uow, clock
-
-    async def hit(self, rule: str, key: str, *, client: ClientInfo, user_id: UserId | None = None) -> None:
-        """Count an attempt against ``rule``. Raises: RateLimited."""
-        try:
-            await self.throttle.hit(rule, key)
-        except RateLimited as exc:
-            await self.reject(exc, key, client=client, user_id=user_id)
-
-    async def reject(
-        self, error: RateLimited, key: str, *, client: ClientInfo, user_id: UserId | None = None
-    ) -> NoReturn:
-        """Record (once per window) and raise ``error``."""
-        if await self.throttle.first_in_window(error.rule, key):
-            async with self._uow:
-                await self._uow.events.add(
-                    security_event(
-                        EventType.RATE_LIMITED, at=self._clock.now(), client=client, user_id=user_id, rule=error.rule
-                    )
-                )
-                await self._uow.commit()
-        raise error
-
-
-def client_key(client: ClientInfo) -> str:
-    return client.ip or "unknown"

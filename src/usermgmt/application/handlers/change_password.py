@@ -1,17 +1,36 @@
 from __future__ import annotations
 
+from typing import ClassVar
+
 from usermgmt.application import commands
+from usermgmt.application.abuse import Guard, RateRule
 from usermgmt.application.audit import security_event
-from usermgmt.application.errors import ConcurrentUpdate
-from usermgmt.application.handlers._shared import Guard, confirm_password, load_user
+from usermgmt.application.errors import (
+    ConcurrentUpdate,
+    InvalidAccessToken,
+    InvalidPassword,
+    RateLimited,
+    ServiceUnavailable,
+)
+from usermgmt.application.handlers._shared import confirm_password, load_user
 from usermgmt.application.ports import Clock, PasswordHasher, UnitOfWork
 from usermgmt.application.screening import PasswordScreen
+from usermgmt.domain.errors import DomainError, WeakPassword
 from usermgmt.domain.events import EventType
 from usermgmt.domain.value_objects import PlainPassword
 
 
 class ChangePasswordHandler:
     """Replace the password after proving the current one; every other session of the user ends."""
+
+    raises: ClassVar[tuple[type[DomainError], ...]] = (
+        RateLimited,
+        InvalidPassword,
+        WeakPassword,
+        ConcurrentUpdate,
+        InvalidAccessToken,
+        ServiceUnavailable,
+    )
 
     def __init__(
         self, uow: UnitOfWork, hasher: PasswordHasher, screen: PasswordScreen, clock: Clock, guard: Guard
@@ -23,7 +42,7 @@ class ChangePasswordHandler:
 
         Raises: RateLimited, InvalidPassword, WeakPassword, ConcurrentUpdate.
         """
-        await self._guard.hit("password_changes_per_user", str(cmd.user_id), client=cmd.client, user_id=cmd.user_id)
+        await self._guard.hit_per_user(RateRule.PASSWORD_CHANGES_PER_USER, cmd.user_id, cmd.client)
         user = await confirm_password(
             self._uow,
             self._hasher,
@@ -44,7 +63,7 @@ class ChangePasswordHandler:
             current.change_password(new_hash, now=now)
             await self._uow.users.update(current)
             revoked = await self._uow.sessions.delete_for_user(cmd.user_id, keep=cmd.session_id)
-            await self._uow.events.add(
+            await self._uow.record(
                 security_event(
                     EventType.PASSWORD_CHANGED,
                     at=now,

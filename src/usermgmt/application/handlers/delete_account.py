@@ -1,10 +1,15 @@
 from __future__ import annotations
 
+from typing import ClassVar
+
 from usermgmt.application import commands
+from usermgmt.application.abuse import Guard, RateRule
 from usermgmt.application.audit import security_event
-from usermgmt.application.handlers._shared import Guard, confirm_password
+from usermgmt.application.errors import InvalidAccessToken, InvalidPassword, RateLimited, ServiceUnavailable
+from usermgmt.application.handlers._shared import confirm_password
 from usermgmt.application.ports import Clock, PasswordHasher, UnitOfWork
 from usermgmt.application.results import DeletionReceipt, Erased
+from usermgmt.domain.errors import DomainError
 from usermgmt.domain.events import EventType
 
 
@@ -15,12 +20,19 @@ class DeleteAccountHandler:
     ``account_deleted`` line in the operator's log.
     """
 
+    raises: ClassVar[tuple[type[DomainError], ...]] = (
+        RateLimited,
+        InvalidPassword,
+        InvalidAccessToken,
+        ServiceUnavailable,
+    )
+
     def __init__(self, uow: UnitOfWork, hasher: PasswordHasher, clock: Clock, guard: Guard) -> None:
         self._uow, self._hasher, self._clock, self._guard = uow, hasher, clock, guard
 
     async def __call__(self, cmd: commands.DeleteAccount) -> DeletionReceipt:
         """Raises: RateLimited, InvalidPassword."""
-        await self._guard.hit("deletions_per_user", str(cmd.user_id), client=cmd.client, user_id=cmd.user_id)
+        await self._guard.hit_per_user(RateRule.DELETIONS_PER_USER, cmd.user_id, cmd.client)
         await confirm_password(
             self._uow,
             self._hasher,
@@ -33,7 +45,7 @@ class DeleteAccountHandler:
         now = self._clock.now()
         async with self._uow:
             counts = await self._uow.users.erase(cmd.user_id)
-            await self._uow.events.add(
+            await self._uow.record(
                 security_event(EventType.ACCOUNT_DELETED, at=now, client=cmd.client, user_id=cmd.user_id)
             )
             await self._uow.commit()

@@ -1,55 +1,64 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import ClassVar
 
 from usermgmt.application import commands
+from usermgmt.application.abuse import Guard, RateRule
 from usermgmt.application.audit import security_event
-from usermgmt.application.errors import ConcurrentUpdate, InvalidRefreshToken
-from usermgmt.application.handlers._shared import Guard, client_key
-from usermgmt.application.ports import AccessTokenService, Clock, RefreshTokenFactory, UnitOfWork
+from usermgmt.application.errors import ConcurrentUpdate, InvalidRefreshToken, RateLimited, ServiceUnavailable
+from usermgmt.application.handlers.session_issuer import SessionIssuer
+from usermgmt.application.ports import Clock, RefreshTokenFactory, UnitOfWork
 from usermgmt.application.results import TokenPair
+from usermgmt.domain.errors import DomainError, UserInactive
 from usermgmt.domain.events import EventType
 from usermgmt.domain.value_objects import RefreshTokenHash
 
 
 class RefreshSessionHandler:
-    """Trade a refresh token for a new pair. Each token works once; replaying a rotated one ends its session."""
+    """Trade a refresh token for a new pair. Each token works once; replaying a rotated one ends its session.
+
+    The new access token carries the session's ``amr`` and ``auth_time``: refreshing proves possession of the
+    session, not a fresh sign-in.
+    """
+
+    raises: ClassVar[tuple[type[DomainError], ...]] = (InvalidRefreshToken, RateLimited, ServiceUnavailable)
 
     def __init__(
         self,
         uow: UnitOfWork,
-        access_tokens: AccessTokenService,
         refresh_tokens: RefreshTokenFactory,
+        issuer: SessionIssuer,
         clock: Clock,
         guard: Guard,
         session_lifetime: timedelta,
     ) -> None:
-        self._uow, self._access, self._refresh = uow, access_tokens, refresh_tokens
+        self._uow, self._refresh, self._issuer = uow, refresh_tokens, issuer
         self._clock, self._guard, self._lifetime = clock, guard, session_lifetime
 
     async def __call__(self, cmd: commands.RefreshSession) -> TokenPair:
         """Raises: InvalidRefreshToken, RateLimited."""
-        ip_key = client_key(cmd.client)
-        full = await self._guard.throttle.is_full("refresh_failures_per_ip", ip_key)
-        if full is not None:  # a client guessing or replaying tokens: refused before any database work
-            await self._guard.reject(full, ip_key, client=cmd.client)
+        await self._guard.reserve_refresh(cmd.client)  # before any database work: guessing costs a slot each
         presented = self._refresh.digest(cmd.refresh_token)
         now = self._clock.now()
-        try:
-            async with self._uow:
-                session = await self._uow.sessions.get_by_refresh_token(presented)
-                if session is None:
-                    await self._detect_reuse(presented, cmd.client)
+        async with self._uow:
+            session = await self._uow.sessions.get_by_refresh_token(presented)
+            if session is None:
+                await self._detect_reuse(presented, cmd.client)
+                raise InvalidRefreshToken()
+            user = await self._uow.users.get(session.user_id)
+            try:
+                if user is None or session.is_expired(now):
                     raise InvalidRefreshToken()
-                user = await self._uow.users.get(session.user_id)
-                if session.is_expired(now) or user is None or not user.is_active:
-                    await self._uow.sessions.delete(session.id)
-                    await self._uow.commit()
-                    raise InvalidRefreshToken()
-        except InvalidRefreshToken:
-            await self._guard.throttle.count("refresh_failures_per_ip", ip_key)
-            raise
-        await self._guard.hit("refreshes_per_session", str(session.id), client=cmd.client, user_id=session.user_id)
+                user.ensure_active()
+            except (InvalidRefreshToken, UserInactive):
+                await self._uow.sessions.delete(session.id)
+                await self._uow.commit()
+                raise InvalidRefreshToken() from None
+        await self._guard.refresh_passed(cmd.client)
+        await self._guard.hit(
+            RateRule.REFRESHES_PER_SESSION, str(session.id), client=cmd.client, user_id=session.user_id
+        )
 
         new_token = self._refresh.generate()
         retired = session.rotate(
@@ -64,20 +73,13 @@ class RefreshSessionHandler:
                 await self._uow.sessions.save_rotation(session, retired)
             except ConcurrentUpdate:  # another request rotated this token first: it won, this one loses
                 raise InvalidRefreshToken() from None
-            await self._uow.events.add(
+            await self._uow.record(
                 security_event(
                     EventType.TOKEN_REFRESHED, at=now, client=cmd.client, user_id=session.user_id, session_id=session.id
                 )
             )
             await self._uow.commit()
-        access = self._access.issue(session.user_id, session.id)
-        return TokenPair(
-            access_token=access.token,
-            expires_in=access.expires_in,
-            refresh_token=new_token,
-            refresh_expires_in=int(self._lifetime.total_seconds()),
-            session_id=session.id,
-        )
+        return self._issuer.pair(session, new_token)
 
     async def _detect_reuse(self, presented: RefreshTokenHash, client: commands.ClientInfo) -> None:
         """Inside the open unit of work: a rotated token came back, so whoever holds the newer one may be a thief.
@@ -89,7 +91,7 @@ class RefreshSessionHandler:
             return
         session = await self._uow.sessions.get(stolen_from)
         await self._uow.sessions.delete(stolen_from)
-        await self._uow.events.add(
+        await self._uow.record(
             security_event(
                 EventType.REFRESH_REUSE_DETECTED,
                 at=self._clock.now(),

@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+from typing import ClassVar
+
 from usermgmt.application import commands
+from usermgmt.application.abuse import Guard, RateRule
 from usermgmt.application.audit import security_event
-from usermgmt.application.errors import EmailTaken, UsernameTaken
-from usermgmt.application.handlers._shared import Guard, client_key
+from usermgmt.application.errors import EmailTaken, RateLimited, ServiceUnavailable, UsernameTaken
 from usermgmt.application.ports import Clock, IdGenerator, PasswordHasher, UnitOfWork
 from usermgmt.application.screening import PasswordScreen
+from usermgmt.domain.errors import DomainError, InvalidEmail, InvalidFullName, InvalidUsername, WeakPassword
 from usermgmt.domain.events import EventType
 from usermgmt.domain.model import User
 from usermgmt.domain.value_objects import Email, FullName, PlainPassword, Username
@@ -13,6 +16,17 @@ from usermgmt.domain.value_objects import Email, FullName, PlainPassword, Userna
 
 class RegisterUserHandler:
     """Create an active, unverified account; the email (and username) stay unique even under concurrent sign-ups."""
+
+    raises: ClassVar[tuple[type[DomainError], ...]] = (
+        RateLimited,
+        InvalidEmail,
+        InvalidUsername,
+        InvalidFullName,
+        WeakPassword,
+        EmailTaken,
+        UsernameTaken,
+        ServiceUnavailable,
+    )
 
     def __init__(
         self,
@@ -29,7 +43,7 @@ class RegisterUserHandler:
     async def __call__(self, cmd: commands.RegisterUser) -> User:
         """Raises: RateLimited, InvalidEmail, InvalidUsername, InvalidFullName, WeakPassword, EmailTaken,
         UsernameTaken."""
-        await self._guard.hit("registrations_per_ip", client_key(cmd.client), client=cmd.client)
+        await self._guard.hit_per_client(RateRule.REGISTRATIONS_PER_IP, cmd.client)
         email = Email(cmd.email)
         username = Username(cmd.username) if cmd.username is not None else None
         full_name = FullName(cmd.full_name) if cmd.full_name is not None else None
@@ -54,6 +68,6 @@ class RegisterUserHandler:
         )
         async with self._uow:
             await self._uow.users.add(user)
-            await self._uow.events.add(security_event(EventType.REGISTERED, at=now, client=cmd.client, user_id=user.id))
+            await self._uow.record(security_event(EventType.REGISTERED, at=now, client=cmd.client, user_id=user.id))
             await self._uow.commit()
         return user

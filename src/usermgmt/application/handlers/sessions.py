@@ -1,15 +1,20 @@
 from __future__ import annotations
 
+from typing import ClassVar
+
 from usermgmt.application import commands
 from usermgmt.application.audit import security_event
-from usermgmt.application.errors import SessionNotFound
+from usermgmt.application.errors import ServiceUnavailable, SessionNotFound
 from usermgmt.application.ports import Clock, UnitOfWork
 from usermgmt.application.results import EventPage, SessionView
+from usermgmt.domain.errors import DomainError
 from usermgmt.domain.events import EventType
 
 
 class ListSessionsHandler:
     """The caller's live sessions, newest first, the current one marked."""
+
+    raises: ClassVar[tuple[type[DomainError], ...]] = (ServiceUnavailable,)
 
     def __init__(self, uow: UnitOfWork, clock: Clock) -> None:
         self._uow, self._clock = uow, clock
@@ -26,6 +31,8 @@ class ListSessionsHandler:
 class RevokeSessionHandler:
     """End one of the caller's own sessions (possibly the current one)."""
 
+    raises: ClassVar[tuple[type[DomainError], ...]] = (SessionNotFound, ServiceUnavailable)
+
     def __init__(self, uow: UnitOfWork, clock: Clock) -> None:
         self._uow, self._clock = uow, clock
 
@@ -34,7 +41,7 @@ class RevokeSessionHandler:
         async with self._uow:
             if not await self._uow.sessions.delete(cmd.session_id, user_id=cmd.user_id):
                 raise SessionNotFound()
-            await self._uow.events.add(
+            await self._uow.record(
                 security_event(
                     EventType.SESSION_REVOKED,
                     at=self._clock.now(),
@@ -48,6 +55,8 @@ class RevokeSessionHandler:
 
 class ListEventsHandler:
     """The caller's security history, newest first, a page at a time."""
+
+    raises: ClassVar[tuple[type[DomainError], ...]] = (ServiceUnavailable,)
 
     MAX_LIMIT = 100
 
@@ -64,6 +73,8 @@ class ListEventsHandler:
 
 class PurgeExpiredSessionsHandler:
     """Delete expired sessions and the refresh-token hashes they retired (run it periodically: a cron job)."""
+
+    raises: ClassVar[tuple[type[DomainError], ...]] = (ServiceUnavailable,)
 
     def __init__(self, uow: UnitOfWork, clock: Clock) -> None:
         self._uow, self._clock = uow, clock

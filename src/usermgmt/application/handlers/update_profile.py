@@ -1,9 +1,21 @@
 from __future__ import annotations
 
+from typing import ClassVar
+
 from usermgmt.application import commands
+from usermgmt.application.abuse import Guard, RateRule
 from usermgmt.application.audit import security_event
-from usermgmt.application.handlers._shared import Guard, load_user
+from usermgmt.application.errors import (
+    ConcurrentUpdate,
+    EmailTaken,
+    InvalidAccessToken,
+    RateLimited,
+    ServiceUnavailable,
+    UsernameTaken,
+)
+from usermgmt.application.handlers._shared import load_user
 from usermgmt.application.ports import Clock, UnitOfWork
+from usermgmt.domain.errors import DomainError, InvalidEmail, InvalidFullName, InvalidUsername, UserInactive
 from usermgmt.domain.events import EventType
 from usermgmt.domain.model import User
 from usermgmt.domain.value_objects import Email, FullName, Username
@@ -11,6 +23,19 @@ from usermgmt.domain.value_objects import Email, FullName, Username
 
 class UpdateProfileHandler:
     """Change email, username or full name; uniqueness holds as at registration."""
+
+    raises: ClassVar[tuple[type[DomainError], ...]] = (
+        RateLimited,
+        EmailTaken,
+        UsernameTaken,
+        InvalidEmail,
+        InvalidUsername,
+        InvalidFullName,
+        ConcurrentUpdate,
+        UserInactive,
+        InvalidAccessToken,
+        ServiceUnavailable,
+    )
 
     def __init__(self, uow: UnitOfWork, clock: Clock, guard: Guard) -> None:
         self._uow, self._clock, self._guard = uow, clock, guard
@@ -21,7 +46,7 @@ class UpdateProfileHandler:
 
         Limited per user: each change of email or username is also a probe of whether another account holds it.
         """
-        await self._guard.hit("profile_updates_per_user", str(cmd.user_id), client=cmd.client, user_id=cmd.user_id)
+        await self._guard.hit_per_user(RateRule.PROFILE_UPDATES_PER_USER, cmd.user_id, cmd.client)
         email = Email(cmd.email) if cmd.email is not None else None
         username = Username(cmd.username) if cmd.username is not None else None
         full_name = FullName(cmd.full_name) if cmd.full_name is not None else None
@@ -38,7 +63,7 @@ class UpdateProfileHandler:
             )
             if changed:
                 await self._uow.users.update(user)
-                await self._uow.events.add(
+                await self._uow.record(
                     security_event(
                         EventType.PROFILE_UPDATED, at=now, client=cmd.client, user_id=user.id, fields=changed
                     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from usermgmt.application.results import DeletionReceipt, EventPage, SessionView, TokenPair
+from usermgmt.application.results import DeletionReceipt, EventPage, Principal, SessionView, TokenPair
 from usermgmt.domain.model import User
 from usermgmt.entrypoints.http.schemas import (
     DeletionReceiptOut,
@@ -25,6 +25,19 @@ def user_out(user: User) -> UserOut:
         is_active=user.is_active,
         created_at=user.created_at,
         updated_at=user.updated_at,
+    )
+
+
+def principal_out(principal: Principal) -> UserOut:
+    return UserOut(
+        id=principal.user_id,
+        email=principal.email.value,
+        username=principal.username.value if principal.username else None,
+        full_name=principal.full_name.value if principal.full_name else None,
+        email_verified=principal.email_verified,
+        is_active=principal.is_active,
+        created_at=principal.created_at,
+        updated_at=principal.updated_at,
     )
 
 

@@ -12,7 +12,13 @@ from usermgmt.domain.errors import InvalidEmail, InvalidFullName, InvalidUsernam
 from usermgmt.domain.value_objects import SessionId
 from usermgmt.entrypoints.http import dependencies as deps
 from usermgmt.entrypoints.http.errors import field_errors, responses
-from usermgmt.entrypoints.http.routers.presenters import event_page_out, receipt_out, session_out, user_out
+from usermgmt.entrypoints.http.routers.presenters import (
+    event_page_out,
+    principal_out,
+    receipt_out,
+    session_out,
+    user_out,
+)
 from usermgmt.entrypoints.http.routing import StrictJsonRoute
 from usermgmt.entrypoints.http.schemas import (
     ChangePasswordIn,
@@ -30,7 +36,7 @@ router = APIRouter(prefix="/api/v1/users/me", tags=["users"], redirect_slashes=F
 @router.get("", response_model=UserOut, responses=responses(401, 503))
 async def get_me(principal: deps.CurrentPrincipal) -> UserOut:
     """The caller's profile."""
-    return user_out(principal.user)
+    return principal_out(principal)
 
 
 @router.patch("", response_model=UserOut, responses=responses(400, 401, 409, 413, 415, 422, 429, 503))
@@ -42,7 +48,7 @@ async def update_me(
     given = body.model_fields_set
     user = await handler(
         commands.UpdateProfile(
-            user_id=principal.user.id,
+            user_id=principal.user_id,
             email=body.email if "email" in given else None,
             username=body.username,
             full_name=body.full_name,
@@ -65,7 +71,7 @@ async def change_password(
     """Change the password; every other session of the user is revoked, this one stays."""
     await handler(
         commands.ChangePassword(
-            user_id=principal.user.id,
+            user_id=principal.user_id,
             session_id=principal.session_id,
             current_password=body.current_password,
             new_password=body.new_password,
@@ -80,14 +86,14 @@ async def delete_me(
     body: DeleteAccountIn, principal: deps.CurrentPrincipal, handler: deps.DeleteAccount, client: deps.Client
 ) -> DeletionReceiptOut:
     """Erase the account and everything that names it. The answer is a receipt of what was erased."""
-    receipt = await handler(commands.DeleteAccount(user_id=principal.user.id, password=body.password, client=client))
+    receipt = await handler(commands.DeleteAccount(user_id=principal.user_id, password=body.password, client=client))
     return receipt_out(receipt)
 
 
 @router.get("/sessions", response_model=list[SessionOut], responses=responses(401, 503))
 async def list_sessions(principal: deps.CurrentPrincipal, handler: deps.ListSessions) -> list[SessionOut]:
     """The caller's live sessions, most recently used first."""
-    views = await handler(commands.ListSessions(user_id=principal.user.id, current_session_id=principal.session_id))
+    views = await handler(commands.ListSessions(user_id=principal.user_id, current_session_id=principal.session_id))
     return [session_out(view) for view in views]
 
 
@@ -98,7 +104,7 @@ async def revoke_session(
     session_id: UUID, principal: deps.CurrentPrincipal, handler: deps.RevokeSession, client: deps.Client
 ) -> Response:
     """End one of the caller's sessions."""
-    await handler(commands.RevokeSession(user_id=principal.user.id, session_id=SessionId(session_id), client=client))
+    await handler(commands.RevokeSession(user_id=principal.user_id, session_id=SessionId(session_id), client=client))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -113,6 +119,6 @@ async def list_events(
 ) -> EventPageOut:
     """The caller's security history, newest first: where and when the account was used and changed."""
     page = await handler(
-        commands.ListEvents(user_id=principal.user.id, limit=limit, before=int(cursor) if cursor else None)
+        commands.ListEvents(user_id=principal.user_id, limit=limit, before=int(cursor) if cursor else None)
     )
     return event_page_out(page)

@@ -1,0 +1,142 @@
+"""The second half of every sign-in: one place that starts a session and builds token pairs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import ClassVar
+
+from usermgmt.application.audit import security_event
+from usermgmt.application.commands import ClientInfo
+from usermgmt.application.errors import InvalidCredentials
+from usermgmt.application.ports import (
+    AccessTokenService,
+    Clock,
+    IdGenerator,
+    RefreshTokenFactory,
+    SecondFactorPolicy,
+    UnitOfWork,
+)
+from usermgmt.application.results import FurtherStepRequired, SignedIn, SignInResult, TokenPair
+from usermgmt.domain.errors import DomainError, UserInactive
+from usermgmt.domain.events import EventType
+from usermgmt.domain.model import Session, User
+from usermgmt.domain.value_objects import AuthMethod, PasswordHash, UserId
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PasswordCheck:
+    """What a password check saw: the password's version (``changed_at``) and the hash that verified, plus the same
+    password under newer hashing parameters when the stored hash is outdated."""
+
+    changed_at: datetime
+    verified_hash: PasswordHash
+    upgraded_hash: PasswordHash | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProvenFactor:
+    """A first factor just proven for ``user_id``; ``password`` when that factor was the password."""
+
+    user_id: UserId
+    method: AuthMethod
+    password: PasswordCheck | None = None
+
+
+class NoSecondFactor:
+    """The policy while no account can enrol a second factor: a first factor is enough."""
+
+    async def further_methods(self, uow: UnitOfWork, user: User, amr: Sequence[AuthMethod]) -> tuple[str, ...]:
+        return ()
+
+
+class SessionIssuer:
+    """Finish a sign-in: re-read and lock the user, check they may sign in, write the session and its event in one
+    transaction, and build the token pair. Refresh builds its pairs here too.
+
+    The user's row stays locked until the session is committed, so a password change (which writes that row and
+    then ends every other session) either sees the new session and ends it, or makes this sign-in fail.
+    """
+
+    raises: ClassVar[tuple[type[DomainError], ...]] = (InvalidCredentials, UserInactive)
+
+    def __init__(
+        self,
+        uow: UnitOfWork,
+        access_tokens: AccessTokenService,
+        refresh_tokens: RefreshTokenFactory,
+        clock: Clock,
+        ids: IdGenerator,
+        session_lifetime: timedelta,
+        second_factors: SecondFactorPolicy | None = None,
+    ) -> None:
+        self._uow, self._access, self._refresh, self._clock = uow, access_tokens, refresh_tokens, clock
+        self._ids, self._lifetime = ids, session_lifetime
+        self._second_factors: SecondFactorPolicy = second_factors or NoSecondFactor()
+
+    async def sign_in(self, factor: ProvenFactor, client: ClientInfo) -> SignInResult:
+        """Raises: InvalidCredentials (the account vanished or its password changed meanwhile), UserInactive."""
+        amr = (factor.method,)
+        refresh_token = self._refresh.generate()
+        async with self._uow:
+            user = await self._uow.users.get(factor.user_id, for_update=True)
+            if user is None:
+                raise InvalidCredentials()
+            now = self._clock.now()
+            check = factor.password
+            if check is not None and user.password_changed_at != check.changed_at:
+                await self._refuse(user, client, reason="password_changed")
+                raise InvalidCredentials()
+            try:
+                user.ensure_active()
+            except UserInactive:
+                await self._refuse(user, client, reason="account_disabled")
+                raise
+            further = await self._second_factors.further_methods(self._uow, user, amr)
+            if further:
+                return FurtherStepRequired(user_id=user.id, amr=amr, methods=further)
+            if check is not None and check.upgraded_hash is not None and user.password_hash == check.verified_hash:
+                user.rehash_password(check.upgraded_hash)  # unless another sign-in upgraded it meanwhile
+                await self._uow.users.update(user)
+            session = Session.start(
+                id=self._ids.new_session_id(),
+                user_id=user.id,
+                refresh_token_hash=self._refresh.digest(refresh_token),
+                amr=amr,
+                now=now,
+                lifetime=self._lifetime,
+                user_agent=client.user_agent,
+                ip=client.ip,
+            )
+            await self._uow.sessions.add(session)
+            await self._uow.record(
+                security_event(
+                    EventType.LOGIN_SUCCEEDED,
+                    at=now,
+                    client=client,
+                    user_id=user.id,
+                    session_id=session.id,
+                    amr=list(session.amr),
+                )
+            )
+            await self._uow.commit()
+        return SignedIn(self.pair(session, refresh_token))
+
+    def pair(self, session: Session, refresh_token: str) -> TokenPair:
+        """The token pair of ``session``, whose current refresh token is ``refresh_token``."""
+        access = self._access.issue(session)
+        return TokenPair(
+            access_token=access.token,
+            expires_in=access.expires_in,
+            refresh_token=refresh_token,
+            refresh_expires_in=int(self._lifetime.total_seconds()),
+            session_id=session.id,
+        )
+
+    async def _refuse(self, user: User, client: ClientInfo, *, reason: str) -> None:
+        """Record a refused sign-in in the open unit of work, and commit that record alone."""
+        await self._uow.record(
+            security_event(EventType.LOGIN_FAILED, at=self._clock.now(), client=client, user_id=user.id, reason=reason)
+        )
+        await self._uow.commit()
