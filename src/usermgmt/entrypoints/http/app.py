@@ -14,7 +14,9 @@ from usermgmt.container import Container, build_container, close_resources
 from usermgmt.entrypoints.http.dependencies import LOGIN_PATH
 from usermgmt.entrypoints.http.errors import install_error_handlers
 from usermgmt.entrypoints.http.middleware import ProblemCORSMiddleware, RequestContextMiddleware, RequestGuardMiddleware
+from usermgmt.entrypoints.http.openapi import install_openapi
 from usermgmt.entrypoints.http.routers import auth, meta, users
+from usermgmt.entrypoints.http.schemas import LoginForm, LoginIn, Problem
 
 # The response headers a browser client may read: what it acts on besides the body.
 CORS_EXPOSED_HEADERS = [
@@ -55,6 +57,7 @@ def create_app(container: Container | None = None) -> FastAPI:
     app.include_router(auth.router)
     app.include_router(users.router)
     app.include_router(meta.router)
+    install_openapi(app, requests=(LoginIn, LoginForm), responses=(Problem,))  # referenced by name only
     app.add_middleware(RequestGuardMiddleware, max_body_bytes=settings.max_body_bytes, form_paths=[LOGIN_PATH])
     if settings.cors_origins:
         app.add_middleware(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from http import HTTPStatus
-from typing import Any, Final, TypeVar, cast
+from typing import Any, ClassVar, Final, Protocol, TypeVar, cast
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -24,6 +24,7 @@ from usermgmt.application.errors import (
     SessionNotFound,
     UsernameTaken,
 )
+from usermgmt.application.handlers.authenticate import AuthenticateHandler
 from usermgmt.domain.errors import (
     DomainError,
     InvalidEmail,
@@ -33,6 +34,7 @@ from usermgmt.domain.errors import (
     UserInactive,
     WeakPassword,
 )
+from usermgmt.entrypoints.http.openapi import component_ref
 from usermgmt.entrypoints.http.schemas import Problem
 
 logger = logging.getLogger(__name__)
@@ -167,9 +169,50 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, handle_unexpected)
 
 
-def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI entries for the problem responses a route can give."""
+class RaisingHandler(Protocol):
+    """A use-case handler: the application declares the errors each one can raise."""
+
+    raises: ClassVar[tuple[type[DomainError], ...]]
+
+
+# The problems the adapter answers with itself, besides the use cases' errors: on every route (the Host allow-list,
+# an unexpected error), on routes with a body (middleware.py, the JSON parser, the schemas), and on routes with path
+# or query parameters.
+EVERY_ROUTE_PROBLEMS: Final = ((400, "invalid_host"), (500, "internal_error"))
+BODY_PROBLEMS: Final = (
+    (400, "bad_request"),
+    (400, "malformed_json"),
+    (413, "payload_too_large"),
+    (415, "unsupported_media_type"),
+    (422, "validation_error"),
+)
+PARAMETER_PROBLEMS: Final = ((422, "validation_error"),)
+
+
+def problem_responses(
+    *handlers: type[RaisingHandler], body: bool = False, parameters: bool = False, bearer: bool = False
+) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI error responses of a route that runs ``handlers``: each status with the exact codes it can carry.
+
+    The codes come from each handler's ``raises``, through ERROR_STATUS, and from what the adapter itself answers:
+    ``body`` for a route that reads a JSON body, ``parameters`` for one with path or query parameters, ``bearer``
+    for one that needs an access token (what ``AuthenticateHandler`` raises). Every route can answer
+    ``invalid_host`` and ``internal_error``. Each response is problem+json: Problem, with ``code`` an enum.
+    """
+    raising: tuple[type[RaisingHandler], ...] = (*handlers, AuthenticateHandler) if bearer else handlers
+    found = [(ERROR_STATUS[error], error.code) for handler in raising for error in handler.raises]
+    found += EVERY_ROUTE_PROBLEMS
+    found += BODY_PROBLEMS if body else ()
+    found += PARAMETER_PROBLEMS if parameters else ()
+    codes: dict[int, set[str]] = {}
+    for status, code in found:
+        codes.setdefault(status, set()).add(code)
+    return {status: _problem_response(status, sorted(codes[status])) for status in sorted(codes)}
+
+
+def _problem_response(status: int, codes: list[str]) -> dict[str, Any]:
+    code_enum = {"type": "object", "properties": {"code": {"type": "string", "enum": codes}}, "required": ["code"]}
     return {
-        status: {"model": Problem, "description": HTTPStatus(status).phrase, "content": {PROBLEM_JSON: {}}}
-        for status in statuses
+        "description": HTTPStatus(status).phrase,
+        "content": {PROBLEM_JSON: {"schema": {"allOf": [component_ref(Problem), code_enum]}}},
     }
