@@ -101,7 +101,11 @@ async def delete_me(
     body: DeleteAccountIn, principal: deps.CurrentPrincipal, handler: deps.DeleteAccount, client: deps.Client
 ) -> DeletionReceiptOut:
     """Erase the account and everything that names it. The answer is a receipt of what was erased."""
-    receipt = await handler(commands.DeleteAccount(user_id=principal.user_id, password=body.password, client=client))
+    receipt = await handler(
+        commands.DeleteAccount(
+            user_id=principal.user_id, session_id=principal.session_id, password=body.password, client=client
+        )
+    )
     return receipt_out(receipt)
 
 
