@@ -31,9 +31,11 @@ def migrate(env: Mapping[str, str]) -> None:
 
 
 @contextmanager
-def serve(env: Mapping[str, str], *, workers: int = 1, args: Sequence[str] = ()) -> Iterator[str]:
-    """Start the service (with ``args`` added to `usermgmt serve`'s); yield its base URL once /readyz says ready;
-    stop it afterwards."""
+def serve(
+    env: Mapping[str, str], *, workers: int = 1, args: Sequence[str] = (), host: str | None = None
+) -> Iterator[str]:
+    """Start the service (with ``args`` added to `usermgmt serve`'s); yield its base URL once /readyz says ready
+    (asked with ``Host: host``, if given); stop it afterwards."""
     port = free_port()
     process = subprocess.Popen(
         [BIN / "usermgmt", "serve", "--port", str(port), "--workers", str(workers), "--log-level", "warning", *args],
@@ -47,7 +49,7 @@ def serve(env: Mapping[str, str], *, workers: int = 1, args: Sequence[str] = ())
         deadline = time.monotonic() + 30
         while True:
             try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                if httpx.get(f"{base}/readyz", headers={"Host": host} if host else {}, timeout=1).status_code == 200:
                     break
             except httpx.TransportError:
                 pass
