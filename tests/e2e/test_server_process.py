@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.support.proxy import free_port
 from tests.support.server import BIN, ROOT, migrate, serve, service_env
 
 HEADER_TIMEOUT = 1.5
@@ -216,6 +217,18 @@ def start(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
     )
 
 
+def listening(address: tuple[str, int], timeout: float = 30) -> socket.socket:
+    """A connection to ``address`` as soon as something listens there (a worker has started serving)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return connect(address)
+        except ConnectionRefusedError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
 def parsed(lines: list[str]) -> list[dict[str, object]]:
     entries = []
     for line in lines:
@@ -227,17 +240,23 @@ def parsed(lines: list[str]) -> list[dict[str, object]]:
 
 
 def test_every_stderr_line_of_serve_is_json_from_the_first(tmp_path: Path) -> None:
+    """Also with worker processes, which get the request deadlines too (the protocol pickles)."""
     env = service_env(tmp_path / "var")  # no key yet: the first start generates one and logs it
     migrate(env)
-    process = start(env, "--port", "0")
+    port = free_port()
+    process = start(env, "--port", str(port), "--workers", "2", "--header-timeout", str(HEADER_TIMEOUT))
     try:
         stderr = Stderr(process)
         started = parsed(stderr.until("Application startup complete"))
+        with listening(("127.0.0.1", port)) as sock:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\n")
+            assert_timed_out(*read_until_closed(sock), HEADER_TIMEOUT)
     finally:
         process.terminate()
         process.wait(timeout=30)
     everything = parsed(stderr.until(None))
     assert "generated a development signing key" in str(started[0]["message"])
+    assert any("Request headers not received" in str(e["message"]) for e in everything)
     assert {"time", "level", "logger", "message"} <= set(everything[-1])
 
 
