@@ -8,8 +8,8 @@ connection, and a slot of the server, for as long as it likes. ``DeadlineHttpToo
   (first request) or of the request's first byte (later requests on a keep-alive connection);
 - the body must be complete within ``body_timeout`` seconds of the end of the headers.
 
-Time during which the server itself stops reading (a pipelined request waiting for the one before it, or a body
-the application has not read yet) does not count against the client: the deadline is pushed back.
+A deadline that falls while the server itself is not reading (a pipelined request waiting for the one before
+it, or a body the application has not read yet) is not the client's fault: it moves one full timeout later.
 
 On a deadline the connection gets ``408 request_timeout`` (problem+json) when no other response is under way
 on it, and is closed; a connection that has sent nothing at all is just closed, as an idle keep-alive one is.
