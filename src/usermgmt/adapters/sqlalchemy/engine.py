@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import uuid
 from pathlib import Path
 from typing import Any
@@ -71,10 +73,22 @@ def _unique_statement_name() -> str:
     return f"__usermgmt_{uuid.uuid4().hex}__"
 
 
+def create_private_sqlite_file(database: str) -> None:
+    """Create the SQLite database file ``database`` empty with mode 0600, and its folder with mode 0700, when
+    they do not exist yet; an existing file or folder is left as it is.
+
+    SQLite creates the ``-wal`` and ``-shm`` files with the database file's mode, so they are private too. An
+    empty file is a valid, empty SQLite database."""
+    path = Path(database)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # the folders above it, if missing, get the umask's
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 def _sqlite_engine(url: str) -> AsyncEngine:
     database = make_url(url).database
-    if database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    if database and database != ":memory:" and not database.startswith("file:"):
+        create_private_sqlite_file(database)
     engine = create_async_engine(url, connect_args={"timeout": 15})
 
     @event.listens_for(engine.sync_engine, "connect")
