@@ -25,7 +25,7 @@ def database_url() -> str:
         return str(url)
     from usermgmt.config import Settings
 
-    return Settings().resolved_database_url
+    return Settings().database.url
 
 
 def run_migrations_offline() -> None:
