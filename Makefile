@@ -20,17 +20,23 @@ $(CURDIR)/.tools/bin/uv:
 	python3 -m venv .tools
 	.tools/bin/pip install --quiet --disable-pip-version-check uv
 
+# Everything, dev tools included (tests, lint, types); also satisfies the runtime stamp below.
 .venv/.synced: pyproject.toml uv.lock | $(UV)
 	$(UV) sync --frozen
+	@touch $@ .venv/.synced-runtime
+
+# Only what serving needs. --inexact: dev tools already installed stay.
+.venv/.synced-runtime: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --no-dev --inexact
 	@touch $@
 
-install: .venv/.synced ## install the locked dependencies into .venv
+install: .venv/.synced ## install the locked dependencies, dev tools included, into .venv
 
-run: install ## migrate and serve on http://$(HOST):$(PORT) (SQLite in ./var unless USERMGMT_DATABASE_URL is set)
+run: .venv/.synced-runtime ## migrate and serve on http://$(HOST):$(PORT) (SQLite in ./var unless USERMGMT_DATABASE_URL is set)
 	$(VENV)/usermgmt migrate
 	$(VENV)/usermgmt serve --host $(HOST) --port $(PORT) --workers $(WORKERS)
 
-migrate: install ## apply migrations to the configured database
+migrate: .venv/.synced-runtime ## apply migrations to the configured database
 	$(VENV)/usermgmt migrate
 
 revision: install ## new migration: make revision m="what changed"

@@ -40,6 +40,9 @@ BIN = ROOT / ".venv" / "bin"
 LUA = ROOT / "bench" / "lua"
 RESULTS = ROOT / "bench-results"
 PASSWORD = "bench passphrase that is long enough"
+# Users 0-259 log in before the load and hold the sessions of the /me, refresh and PATCH scenarios; login.lua
+# logs in the users from this one on, so that its logins are real ones and not refused empty ones.
+FIRST_LOGIN_USER = 300
 ADMIN_URL = os.environ.get("USERMGMT_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
@@ -97,6 +100,7 @@ class Service:
             USERMGMT_DATABASE_URL=database_url.replace("postgresql://", "postgresql+asyncpg://", 1),
             USERMGMT_RATE_LIMITS_ENABLED="false",
             USERMGMT_DATABASE_POOL_SIZE=os.environ.get("BENCH_POOL_SIZE", "20"),
+            USERMGMT_DATABASE_PRINCIPAL_POOL_SIZE=os.environ.get("BENCH_POOL_SIZE", "20"),  # as measured before
         )
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -391,6 +395,16 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=11, help="bcrypt cost (the service default is 11)")
     parser.add_argument("--quick", action="store_true", help="only the limits, /me and login (for A/B checks)")
     args = parser.parse_args()
+    if args.users <= FIRST_LOGIN_USER:
+        parser.error(
+            f"--users must be more than {FIRST_LOGIN_USER}, not {args.users}: users 0-259 hold the sessions of the "
+            f"other scenarios, and the login scenario logs in users {FIRST_LOGIN_USER} and up"
+        )
+    for name, least in (("workers", 1), ("seconds", 2), ("users_seconds", 1), ("repeat", 1)):
+        if getattr(args, name) < least:
+            parser.error(f"--{name.replace('_', '-')} must be at least {least}")
+    if not 10 <= args.rounds <= 16:
+        parser.error("--rounds must be 10 to 16, the costs USERMGMT_BCRYPT_ROUNDS accepts")
     for tool in ("wrk", "hey"):
         if shutil.which(tool) is None:
             print(f"{tool} is missing: apt-get install wrk hey (Debian packages)", file=sys.stderr)
@@ -412,7 +426,7 @@ def main() -> int:
         refresh_pairs, patch_pairs = pairs[100:150], pairs[150:210]
         workdir = Path(tempfile.mkdtemp(prefix="usermgmt-bench-files-"))
         (workdir / "tokens").write_text("\n".join(tokens) + "\n")
-        (workdir / "users").write_text("\n".join(emails[300:]) + "\n")
+        (workdir / "users").write_text("\n".join(emails[FIRST_LOGIN_USER:]) + "\n")
         lua_env = {"TOKENS_FILE": str(workdir / "tokens"), "USERS_FILE": str(workdir / "users"),
                    "BENCH_PASSWORD": PASSWORD}  # fmt: skip
         cores = os.cpu_count() or 1

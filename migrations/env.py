@@ -25,7 +25,7 @@ def database_url() -> str:
         return str(url)
     from usermgmt.config import Settings
 
-    return Settings().resolved_database_url
+    return Settings().database.url
 
 
 def run_migrations_offline() -> None:
@@ -54,9 +54,9 @@ def _run(connection: Connection) -> None:
 async def run_migrations_online() -> None:
     url = make_url(database_url())
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
-        from pathlib import Path
+        from usermgmt.adapters.sqlalchemy.engine import create_private_sqlite_file
 
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        create_private_sqlite_file(url.database)  # mode 0600 (folder 0700): `usermgmt migrate` creates it first
     engine = create_async_engine(url, poolclass=NullPool)
     try:
         async with engine.connect() as connection:

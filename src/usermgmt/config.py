@@ -1,162 +1,481 @@
-"""Settings from the environment (prefix ``USERMGMT_``) or a ``.env`` file. Read once, at start-up."""
+"""Settings from the environment (prefix ``USERMGMT_``) or a ``.env`` file, read once at start-up, in sections.
+
+``Settings`` composes one frozen section per concern (``database``, ``tokens``, ``passwords``, ``rate_limits``,
+``http``); each section is documented where it is defined. Every setting keeps its flat environment name: a section
+field carries it as its ``validation_alias`` (``DatabaseSettings.url`` is ``USERMGMT_DATABASE_URL``), and
+``Settings`` moves flat names into their section, whether they come from the environment, the dotenv file (both
+case-insensitive) or keyword arguments. So ``Settings(database_url=...)`` and
+``Settings(database=DatabaseSettings(url=...))`` both work. A section passed as an object is taken whole: the
+environment fills none of its fields. Flat keyword arguments win over the environment, which wins over ``.env``.
+
+``USERMGMT_ENVIRONMENT=production`` refuses settings fit for development only (see ``Settings``); the signing-key
+checks of production happen where keys are loaded (``adapters/keys.py``).
+"""
 
 from __future__ import annotations
 
 import ipaddress
 import os
 import re
+from collections.abc import Iterator, Mapping
 from datetime import timedelta
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Self
+from types import MappingProxyType
+from typing import Any, ClassVar, Final, Self
 
-from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
-DEFAULT_DATA_DIR = Path("var")
+from usermgmt.application.abuse import DEFAULT_IPV6_PREFIX, DEFAULT_RATES, RateRule
+from usermgmt.application.ports import Rate
+
+ENV_PREFIX: Final = "USERMGMT_"
+DEFAULT_DATA_DIR: Final = Path("var")
 _RATE = re.compile(r"\s*(\d+)\s*/\s*(\d+)\s*([smhd])\s*")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-def parse_rate(text: str) -> tuple[int, timedelta]:
-    """``"10/15m"`` -> (10, 15 minutes). Units: s, m, h, d."""
+def parse_rate(text: str) -> Rate:
+    """``"10/15m"`` -> 10 per 15 minutes. Units: s, m, h, d. Raises ``ValueError`` naming the expected syntax."""
     match = _RATE.fullmatch(text)
     if not match or int(match[1]) < 1 or int(match[2]) < 1:
         raise ValueError(f"a rate is COUNT/PERIOD with a unit s, m, h or d, e.g. 10/15m (got {text!r})")
-    return int(match[1]), timedelta(seconds=int(match[2]) * _UNITS[match[3]])
+    return Rate(int(match[1]), timedelta(seconds=int(match[2]) * _UNITS[match[3]]))
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="USERMGMT_", env_file=".env", extra="ignore", frozen=True)
+def format_rate(rate: Rate) -> str:
+    """The ``COUNT/PERIOD`` text of ``rate`` in its largest whole unit: ``parse_rate(format_rate(r)) == r``."""
+    seconds = int(rate.period.total_seconds())
+    if seconds != rate.period.total_seconds():
+        raise ValueError("a rate's period must be whole seconds to be written COUNT/PERIOD")
+    unit = next(unit for unit, size in reversed(_UNITS.items()) if seconds % size == 0)
+    return f"{rate.limit}/{seconds // _UNITS[unit]}{unit}"
 
-    # Storage
-    data_dir: Path = Field(DEFAULT_DATA_DIR, description="Local data folder (embedded SQLite, development keys).")
-    database_url: str | None = Field(
-        None,
+
+class Section(BaseModel):
+    """A frozen group of settings. Each field's ``validation_alias`` is its flat name: ``USERMGMT_`` + that name in
+    capitals is its environment variable. Fields are also accepted by their own name."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_by_name=True, validate_by_alias=True)
+    # Fields that are a mapping with one flat name per key (``flat_names`` of the subclass names them).
+    keyed_fields: ClassVar[frozenset[str]] = frozenset()
+
+    @classmethod
+    def flat_names(cls) -> Mapping[str, tuple[str, str | None]]:
+        """Flat name -> (field, key inside that field's mapping, or None for the field itself)."""
+        names: dict[str, tuple[str, str | None]] = {}
+        for name, field in cls.model_fields.items():
+            if name in cls.keyed_fields:
+                continue
+            if not isinstance(field.validation_alias, str):
+                raise TypeError(f"{cls.__name__}.{name} needs its flat name as validation_alias")
+            names[field.validation_alias] = (name, None)
+        return names
+
+
+class DatabaseSettings(Section):
+    """Where the data lives and how many connections one process may open to it.
+
+    ``url`` is always set: unset, ``Settings`` makes it the embedded SQLite database in ``data_dir``. The pool
+    settings apply to PostgreSQL only. One process opens at most ``pool_size + max_overflow`` connections through
+    SQLAlchemy plus ``principal_pool_size`` for the hot path (``AsyncpgPrincipalReader``).
+    """
+
+    url: str = Field(
+        f"sqlite+aiosqlite:///{DEFAULT_DATA_DIR / 'usermgmt.db'}",
+        validation_alias="database_url",
+        min_length=1,
         description="SQLAlchemy async URL, e.g. postgresql+asyncpg://user@host/db. Default: SQLite in data_dir.",
     )
-    database_pool_size: int = Field(10, ge=1, le=200)
-    database_max_overflow: int = Field(10, ge=0, le=200)
-    database_pool_timeout: float = Field(5.0, gt=0, description="Seconds to wait for a pooled connection.")
-    database_connect_timeout: float = Field(3.0, gt=0, description="Seconds to wait for a new connection.")
-    database_command_timeout: float = Field(
-        10.0, gt=0, description="Seconds a query may take before the request fails with 503 (a hung database)."
+    pool_size: int = Field(10, ge=1, le=200, validation_alias="database_pool_size")
+    max_overflow: int = Field(10, ge=0, le=200, validation_alias="database_max_overflow")
+    pool_timeout: float = Field(
+        5.0, gt=0, validation_alias="database_pool_timeout", description="Seconds to wait for a pooled connection."
     )
-    database_statement_cache_size: int = Field(
-        100, ge=0, description="asyncpg prepared-statement cache; 0 behind PgBouncer in transaction mode."
+    connect_timeout: float = Field(
+        3.0, gt=0, validation_alias="database_connect_timeout", description="Seconds to wait for a new connection."
     )
-
-    # Tokens
-    jwt_issuer: str = Field("usermgmt", min_length=1)
-    jwt_audience: str = Field("usermgmt", min_length=1)
-    access_token_ttl: timedelta = Field(timedelta(minutes=15), description="Seconds or ISO 8601 duration.")
-    refresh_token_ttl: timedelta = Field(timedelta(days=30), description="Seconds or ISO 8601 duration.")
-    signing_keys_dir: Path | None = Field(
-        None, description="Folder of ES256 private keys (*.pem); the last by name signs. Default: data_dir/keys."
+    command_timeout: float = Field(
+        10.0,
+        gt=0,
+        validation_alias="database_command_timeout",
+        description="Seconds a query may take before the request fails with 503 (a hung database).",
     )
-    signing_key: SecretStr | None = Field(None, description="One ES256 private key (PEM) given inline; it signs.")
-    signing_key_autogenerate: bool = Field(
-        True, description="Generate a key into signing_keys_dir when there is none (development)."
+    statement_cache_size: int = Field(
+        100,
+        ge=0,
+        validation_alias="database_statement_cache_size",
+        description="asyncpg prepared-statement cache; 0 behind PgBouncer in transaction mode.",
     )
-
-    # Passwords
-    bcrypt_rounds: int = Field(11, ge=10, le=16)
-    password_min_length: int = Field(8, ge=8, le=128)
-    hash_workers: int = Field(
-        default_factory=lambda: os.cpu_count() or 1,
+    principal_pool_size: int = Field(
+        10,
         ge=1,
-        le=64,
-        description="Password-hashing threads per process (default: the cores; they run at a lower priority).",
+        le=200,
+        validation_alias="database_principal_pool_size",
+        description="Connections of the hot-path reader of sessions (PostgreSQL), besides the pool.",
     )
 
-    # Abuse prevention
-    rate_limits_enabled: bool = Field(True, description="Switch every rate limit off (load tests, experiments).")
-    redis_url: str | None = Field(
-        None, description="redis://host:port/db shares rate-limit counters between instances; default: in memory."
-    )
-    rate_limit_login_per_ip: str = Field("50/1m", description="Login attempts per client IP.")
-    rate_limit_login_failures_per_account_ip: str = Field(
-        "10/15m", description="Failed logins per account from one client IP."
-    )
-    rate_limit_login_failures_per_account: str = Field(
-        "100/15m", description="Failed logins per account from IPs without a live session of that account."
-    )
-    rate_limit_registrations_per_ip: str = Field("30/1h", description="Registrations per client IP.")
-    rate_limit_refreshes_per_session: str = Field("30/1m", description="Token refreshes per session.")
-    rate_limit_refresh_failures_per_ip: str = Field(
-        "60/1m", description="Refused refresh tokens (unknown, expired or replayed) per client IP."
-    )
-    rate_limit_profile_updates_per_user: str = Field("20/15m", description="Profile updates per user.")
-    rate_limit_password_changes_per_user: str = Field("5/15m", description="Password changes per user.")
-    rate_limit_deletions_per_user: str = Field("5/15m", description="Account deletion attempts per user.")
-    pwned_passwords_enabled: bool = Field(
-        False, description="Also refuse passwords found by the Have I Been Pwned range API (k-anonymity)."
-    )
-    pwned_passwords_url: str = Field("https://api.pwnedpasswords.com", description="Base URL of the range API.")
-    pwned_passwords_timeout: float = Field(1.5, gt=0, le=10, description="Seconds; on timeout the check passes.")
 
-    # HTTP
-    trusted_proxies: Annotated[list[str], NoDecode] = Field(
-        default_factory=list,
-        description="Comma-separated IPs/CIDRs whose X-Forwarded-For is believed (none by default).",
-    )
-    trusted_hosts: Annotated[list[str], NoDecode] = Field(
-        default_factory=lambda: ["*"], description="Comma-separated Host names answered (default any)."
-    )
-    hsts_max_age: int = Field(
-        0, ge=0, description="Seconds for Strict-Transport-Security; set when served over HTTPS (0 = no header)."
-    )
-    cors_origins: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, description="Comma-separated origins allowed by CORS (none by default)."
-    )
-    max_body_bytes: int = Field(64 * 1024, ge=1024)
+class TokenSettings(Section):
+    """Access tokens (ES256 JWTs), refresh tokens and the signing keys.
 
-    @field_validator("access_token_ttl", "refresh_token_ttl", mode="before")
+    ``keys_dir`` is always set: unset, ``Settings`` makes it ``data_dir/keys``. Guaranteed:
+    ``0 < access_ttl < refresh_ttl``.
+    """
+
+    issuer: str = Field("usermgmt", min_length=1, validation_alias="jwt_issuer", description="iss of access tokens.")
+    audience: str = Field(
+        "usermgmt", min_length=1, validation_alias="jwt_audience", description="aud of access tokens."
+    )
+    access_ttl: timedelta = Field(
+        timedelta(minutes=15), validation_alias="access_token_ttl", description="Seconds or ISO 8601 duration."
+    )
+    refresh_ttl: timedelta = Field(
+        timedelta(days=30),
+        validation_alias="refresh_token_ttl",
+        description="Refresh token and session lifetime: seconds or ISO 8601 duration.",
+    )
+    keys_dir: Path = Field(
+        DEFAULT_DATA_DIR / "keys",
+        validation_alias="signing_keys_dir",
+        description="Folder of ES256 private keys (*.pem); the last by name signs. Default: data_dir/keys.",
+    )
+    signing_key: SecretStr | None = Field(
+        None, validation_alias="signing_key", description="One ES256 private key (PEM) given inline; it signs."
+    )
+    autogenerate_key: bool = Field(
+        True,
+        validation_alias="signing_key_autogenerate",
+        description="Generate a key into keys_dir when there is none (development only).",
+    )
+
+    @field_validator("access_ttl", "refresh_ttl", mode="before")
     @classmethod
     def _seconds(cls, value: object) -> object:
         if isinstance(value, str) and value.strip().isdigit():
             return timedelta(seconds=int(value))
         return value
 
+    @model_validator(mode="after")
+    def _check_lifetimes(self) -> Self:
+        if self.access_ttl <= timedelta(0) or self.refresh_ttl <= self.access_ttl:
+            raise ValueError("token lifetimes must satisfy 0 < USERMGMT_ACCESS_TOKEN_TTL < USERMGMT_REFRESH_TOKEN_TTL")
+        return self
+
+
+class PasswordSettings(Section):
+    """Password hashing and the rules for new passwords, including the optional breached-password check."""
+
+    bcrypt_rounds: int = Field(11, ge=10, le=16, validation_alias="bcrypt_rounds", description="bcrypt cost.")
+    min_length: int = Field(
+        8, ge=8, le=128, validation_alias="password_min_length", description="Minimum password length."
+    )
+    hash_workers: int = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        ge=1,
+        le=64,
+        validation_alias="hash_workers",
+        description="Password-hashing threads per process (default: the cores; they run at a lower priority).",
+    )
+    pwned_enabled: bool = Field(
+        False,
+        validation_alias="pwned_passwords_enabled",
+        description="Also refuse passwords found by the Have I Been Pwned range API (k-anonymity).",
+    )
+    pwned_url: str = Field(
+        "https://api.pwnedpasswords.com",
+        min_length=1,
+        validation_alias="pwned_passwords_url",
+        description="Base URL of the range API.",
+    )
+    pwned_timeout: float = Field(
+        1.5,
+        gt=0,
+        le=10,
+        validation_alias="pwned_passwords_timeout",
+        description="Seconds; on timeout the check passes.",
+    )
+
+
+RATE_PREFIX: Final = "rate_limit_"
+
+
+class RateLimitSettings(Section):
+    """Rate limits: one rate per ``RateRule`` (``USERMGMT_RATE_LIMIT_<RULE>``, ``COUNT/PERIOD``; a rule not set
+    keeps its default from ``DEFAULT_RATES``), where counters live, and how client addresses are grouped.
+
+    ``rates`` always holds every rule. A new ``RateRule`` gets its setting here with no edit of this module.
+    """
+
+    enabled: bool = Field(
+        True,
+        validation_alias="rate_limits_enabled",
+        description="Switch every rate limit off (load tests, experiments).",
+    )
+    redis_url: str | None = Field(
+        None,
+        validation_alias="redis_url",
+        description="redis://host:port/db shares rate-limit counters between instances; default: in memory.",
+    )
+    rates: Mapping[RateRule, Rate] = Field(
+        default_factory=lambda: DEFAULT_RATES,
+        description="The rate of every rule; each is read from USERMGMT_RATE_LIMIT_<RULE>.",
+    )
+    ipv6_prefix: int = Field(
+        DEFAULT_IPV6_PREFIX,
+        ge=1,
+        le=128,
+        validation_alias="rate_limit_ipv6_prefix",
+        description="IPv6 clients are counted per network of this prefix length; IPv4 clients per address.",
+    )
+
+    keyed_fields: ClassVar[frozenset[str]] = frozenset({"rates"})
+
+    @classmethod
+    def flat_names(cls) -> Mapping[str, tuple[str, str | None]]:
+        return {**super().flat_names(), **{f"{RATE_PREFIX}{rule.value}": ("rates", rule.value) for rule in RateRule}}
+
+    @field_validator("redis_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("rates", mode="before")
+    @classmethod
+    def _parse_rates(cls, value: object) -> object:
+        if isinstance(value, Mapping):
+            return {rule: parse_rate(rate) if isinstance(rate, str) else rate for rule, rate in value.items()}
+        return value
+
+    @field_validator("rates", mode="after")
+    @classmethod
+    def _every_rule(cls, value: Mapping[RateRule, Rate]) -> Mapping[RateRule, Rate]:
+        return MappingProxyType({**DEFAULT_RATES, **value})
+
+    @field_serializer("rates")
+    def _rates_as_text(self, value: Mapping[RateRule, Rate]) -> dict[str, str]:
+        return {rule.value: format_rate(rate) for rule, rate in value.items()}
+
+
+class HttpSettings(Section):
+    """What the HTTP entry point answers and whom it believes."""
+
+    trusted_proxies: tuple[str, ...] = Field(
+        (),
+        validation_alias="trusted_proxies",
+        description="Comma-separated IPs/CIDRs whose X-Forwarded-For is believed (none by default).",
+    )
+    trusted_hosts: tuple[str, ...] = Field(
+        ("*",), validation_alias="trusted_hosts", description="Comma-separated Host names answered (default any)."
+    )
+    hsts_max_age: int = Field(
+        0,
+        ge=0,
+        validation_alias="hsts_max_age",
+        description="Seconds for Strict-Transport-Security; set when served over HTTPS (0 = no header).",
+    )
+    cors_origins: tuple[str, ...] = Field(
+        (), validation_alias="cors_origins", description="Comma-separated origins allowed by CORS (none by default)."
+    )
+    max_body_bytes: int = Field(64 * 1024, ge=1024, validation_alias="max_body_bytes")
+
     @field_validator("cors_origins", "trusted_proxies", "trusted_hosts", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
-            return [item.strip() for item in value.split(",") if item.strip()]
+            return tuple(item.strip() for item in value.split(",") if item.strip())
         return value
 
     @field_validator("trusted_proxies")
     @classmethod
-    def _check_networks(cls, value: list[str]) -> list[str]:
+    def _check_networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for item in value:
             ipaddress.ip_network(item, strict=False)
         return value
 
-    @field_validator(
-        "rate_limit_login_per_ip",
-        "rate_limit_login_failures_per_account_ip",
-        "rate_limit_login_failures_per_account",
-        "rate_limit_registrations_per_ip",
-        "rate_limit_refreshes_per_session",
-        "rate_limit_refresh_failures_per_ip",
-        "rate_limit_profile_updates_per_user",
-        "rate_limit_password_changes_per_user",
-        "rate_limit_deletions_per_user",
+
+class Environment(StrEnum):
+    """Where the service runs. Production refuses settings fit for development only."""
+
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class _FlatVariables(PydanticBaseSettingsSource):
+    """Every ``USERMGMT_*`` variable that ``source`` read (the environment or the dotenv file, case-insensitively,
+    as pydantic-settings reads them), under its flat name and nested into its section."""
+
+    def __init__(self, settings_cls: type[Settings], source: EnvSettingsSource) -> None:
+        super().__init__(settings_cls)
+        self._settings_cls, self._source = settings_cls, source
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover - unused
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        prefix = ENV_PREFIX.lower()
+        sections = self._settings_cls.sections()
+        flat = {
+            name.lower().removeprefix(prefix): value
+            for name, value in self._source.env_vars.items()
+            if name.lower().startswith(prefix) and value is not None
+        }
+        # A section has no variable of its own (USERMGMT_DATABASE is nobody's): ignored, like any unknown name.
+        return self._settings_cls.nest({name: value for name, value in flat.items() if name not in sections})
+
+
+class Settings(BaseSettings):
+    """Every setting, in sections. Built once at start-up; frozen.
+
+    With ``environment=production`` it refuses (``ValueError``, naming the variable to fix) wildcard trusted hosts
+    (``*`` or none) and a missing HSTS header (``USERMGMT_HSTS_MAX_AGE=0``).
+
+    A new section (``mail``, ``mfa``, ``oauth``, ...) is a ``Section`` subclass above, documented there, whose
+    fields carry their flat names as ``validation_alias``, plus one field below; nothing else changes (the README
+    table is checked against ``env_names()`` by tests/unit/test_config.py).
+    """
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_file=".env", extra="ignore", frozen=True)
+
+    environment: Environment = Field(
+        Environment.DEVELOPMENT, description="development or production (refuses development-only settings)."
     )
+    data_dir: Path = Field(DEFAULT_DATA_DIR, description="Local data folder (embedded SQLite, development keys).")
+
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    tokens: TokenSettings = Field(default_factory=TokenSettings)
+    passwords: PasswordSettings = Field(default_factory=PasswordSettings)
+    rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
+    # Later sections go here: mail: MailSettings, mfa: MfaSettings, oauth: OAuthSettings.
+
     @classmethod
-    def _check_rate(cls, value: str) -> str:
-        parse_rate(value)
-        return value
+    def sections(cls) -> Mapping[str, type[Section]]:
+        """Field name -> section model, in declaration order."""
+        found: dict[str, type[Section]] = {}
+        for name, field in cls.model_fields.items():
+            if isinstance(field.annotation, type) and issubclass(field.annotation, Section):
+                found[name] = field.annotation
+        return found
+
+    @classmethod
+    def env_names(cls) -> Iterator[str]:
+        """Every environment variable of the settings, ``USERMGMT_...``, in declaration order."""
+        sections = cls.sections()
+        for name in cls.model_fields:
+            flat_names = sections[name].flat_names() if name in sections else (name,)
+            for flat in flat_names:
+                yield f"{ENV_PREFIX}{flat.upper()}"
+
+    @classmethod
+    def nest(cls, data: Mapping[str, Any]) -> dict[str, Any]:
+        """``data`` with each flat name moved into its section (a section given as an object keeps its fields;
+        flat names override them). Other keys are left as they are."""
+        nested = dict(data)
+        for section_name, section in cls.sections().items():
+            moved: dict[str, Any] = {}
+            for flat, (field, key) in section.flat_names().items():
+                if flat not in nested:
+                    continue
+                value = nested.pop(flat)
+                if key is None:
+                    moved[field] = value
+                else:
+                    moved.setdefault(field, {})[key] = value
+            if moved:
+                nested[section_name] = _merge(_as_dict(nested.get(section_name)), moved)
+        return nested
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        if not (isinstance(env_settings, EnvSettingsSource) and isinstance(dotenv_settings, DotEnvSettingsSource)):
+            raise TypeError("Settings reads the environment and the dotenv file through pydantic-settings' sources")
+        return init_settings, _FlatVariables(cls, env_settings), _FlatVariables(cls, dotenv_settings)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nest_and_derive(cls, data: Any) -> Any:
+        """Flat names into sections; ``database.url`` and ``tokens.keys_dir`` from ``data_dir`` when unset."""
+        if not isinstance(data, Mapping):
+            return data
+        nested = cls.nest(data)
+        raw_dir = nested.get("data_dir")
+        data_dir = Path(raw_dir) if isinstance(raw_dir, str | os.PathLike) and raw_dir != "" else DEFAULT_DATA_DIR
+        _derive(nested, "database", DatabaseSettings, "url", f"sqlite+aiosqlite:///{data_dir / 'usermgmt.db'}")
+        _derive(nested, "tokens", TokenSettings, "keys_dir", data_dir / "keys")
+        return nested
 
     @model_validator(mode="after")
-    def _check_lifetimes(self) -> Self:
-        if self.access_token_ttl <= timedelta(0) or self.refresh_token_ttl <= self.access_token_ttl:
-            raise ValueError("token lifetimes must satisfy 0 < access_token_ttl < refresh_token_ttl")
+    def _refuse_development_settings_in_production(self) -> Self:
+        if self.environment is not Environment.PRODUCTION:
+            return self
+        problems = []
+        if not self.http.trusted_hosts or "*" in self.http.trusted_hosts:
+            problems.append(
+                "USERMGMT_TRUSTED_HOSTS is `*` or empty: list the host names this service is reached by, "
+                "e.g. USERMGMT_TRUSTED_HOSTS=auth.example.com"
+            )
+        if self.http.hsts_max_age == 0:
+            problems.append(
+                "USERMGMT_HSTS_MAX_AGE is 0 (no Strict-Transport-Security): serve over HTTPS and set it, "
+                "e.g. USERMGMT_HSTS_MAX_AGE=31536000"
+            )
+        if problems:
+            raise ValueError("refusing to start with USERMGMT_ENVIRONMENT=production: " + "; ".join(problems))
         return self
 
-    @property
-    def resolved_database_url(self) -> str:
-        return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'usermgmt.db'}"
 
-    @property
-    def resolved_signing_keys_dir(self) -> Path:
-        return self.signing_keys_dir or self.data_dir / "keys"
+def _as_dict(section: object) -> dict[str, Any]:
+    """A section given as an object, a mapping or nothing, as a mapping of what was set."""
+    if isinstance(section, BaseModel):
+        return {name: getattr(section, name) for name in section.model_fields_set}
+    if isinstance(section, Mapping):
+        return dict(section)
+    return {}
+
+
+def _merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in update.items():
+        current = merged.get(key)
+        merged[key] = {**current, **value} if isinstance(current, Mapping) and isinstance(value, Mapping) else value
+    return merged
+
+
+def _derive(nested: dict[str, Any], name: str, section: type[Section], field: str, default: object) -> None:
+    """Set ``nested[name].field`` to ``default`` unless it was given, by its name or flat name, and not empty."""
+    given = nested.get(name)
+    if isinstance(given, BaseModel):
+        if field not in given.model_fields_set:
+            nested[name] = given.model_copy(update={field: default})
+        return
+    values = _as_dict(given)
+    alias = section.model_fields[field].validation_alias
+    keys = [key for key in (field, alias) if isinstance(key, str) and key in values]
+    if not keys or values[keys[0]] in (None, ""):
+        for key in keys:
+            del values[key]
+        values[field] = default
+        nested[name] = values

@@ -19,7 +19,7 @@ from usermgmt.adapters.sqlalchemy.principals import SqlAlchemyPrincipalReader
 from usermgmt.adapters.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork
 from usermgmt.adapters.system import SystemClock, UuidV7Generator
 from usermgmt.adapters.tokens import JoseAccessTokenService
-from usermgmt.application.abuse import Guard, RateLimitPolicy, RateRule, Throttle
+from usermgmt.application.abuse import Guard, RateLimitPolicy, Throttle
 from usermgmt.application.handlers.authenticate import AuthenticateHandler
 from usermgmt.application.handlers.change_password import ChangePasswordHandler
 from usermgmt.application.handlers.delete_account import DeleteAccountHandler
@@ -35,27 +35,23 @@ from usermgmt.application.handlers.sessions import (
     RevokeSessionHandler,
 )
 from usermgmt.application.handlers.update_profile import UpdateProfileHandler
-from usermgmt.application.ports import EventDispatcher, PrincipalReader, Rate
+from usermgmt.application.ports import EventDispatcher, PrincipalReader
 from usermgmt.application.screening import PasswordScreen
-from usermgmt.config import Settings, parse_rate
+from usermgmt.config import Environment, Settings
 from usermgmt.domain.password_policy import PasswordPolicy
 
 
 def rate_limit_policy_from(settings: Settings) -> RateLimitPolicy:
-    def rate(text: str) -> Rate:
-        limit, period = parse_rate(text)
-        return Rate(limit, period)
-
-    return RateLimitPolicy(
-        enabled=settings.rate_limits_enabled,
-        rates={rule: rate(getattr(settings, f"rate_limit_{rule}")) for rule in RateRule},
-    )
+    """The rate of every rule, the switch and the IPv6 grouping, as configured."""
+    limits = settings.rate_limits
+    return RateLimitPolicy(enabled=limits.enabled, rates=limits.rates, ipv6_prefix=limits.ipv6_prefix)
 
 
 def breached_checker_from(settings: Settings) -> PwnedPasswordsChecker | None:
-    if not settings.pwned_passwords_enabled:
+    passwords = settings.passwords
+    if not passwords.pwned_enabled:
         return None
-    return PwnedPasswordsChecker(base_url=settings.pwned_passwords_url, timeout=settings.pwned_passwords_timeout)
+    return PwnedPasswordsChecker(base_url=passwords.pwned_url, timeout=passwords.pwned_timeout)
 
 
 def principal_reader_from(settings: Settings, engine: AsyncEngine) -> PrincipalReader:
@@ -66,20 +62,25 @@ def principal_reader_from(settings: Settings, engine: AsyncEngine) -> PrincipalR
     PgBouncer 1.18, docs/performance.md).
     """
     if engine.dialect.name == "postgresql":
+        database = settings.database
         return AsyncpgPrincipalReader(
-            settings.resolved_database_url,
-            max_size=settings.database_pool_size,
-            connect_timeout=settings.database_connect_timeout,
-            command_timeout=settings.database_command_timeout,
-            statement_cache_size=settings.database_statement_cache_size,
+            database.url,
+            max_size=database.principal_pool_size,
+            connect_timeout=database.connect_timeout,
+            command_timeout=database.command_timeout,
+            statement_cache_size=database.statement_cache_size,
         )
     return SqlAlchemyPrincipalReader(engine)
 
 
 def keyring_from(settings: Settings) -> KeyRing:
-    inline = settings.signing_key.get_secret_value() if settings.signing_key else None
+    """The signing keys; in production, only keys fit for it (``load_keyring``). Raises: KeyConfigurationError."""
+    tokens = settings.tokens
     return load_keyring(
-        settings.resolved_signing_keys_dir, inline_pem=inline, autogenerate=settings.signing_key_autogenerate
+        tokens.keys_dir,
+        inline_pem=tokens.signing_key.get_secret_value() if tokens.signing_key else None,
+        autogenerate=tokens.autogenerate_key,
+        production=settings.environment is Environment.PRODUCTION,
     )
 
 
@@ -92,24 +93,26 @@ class Container(containers.DeclarativeContainer):
     clock = providers.Singleton(SystemClock)
     ids = providers.Singleton(UuidV7Generator)
     hasher = providers.Singleton(
-        PasslibPasswordHasher, rounds=settings.provided.bcrypt_rounds, workers=settings.provided.hash_workers
+        PasslibPasswordHasher,
+        rounds=settings.provided.passwords.bcrypt_rounds,
+        workers=settings.provided.passwords.hash_workers,
     )
     access_tokens = providers.Singleton(
         JoseAccessTokenService,
         keyring=keyring,
-        issuer=settings.provided.jwt_issuer,
-        audience=settings.provided.jwt_audience,
-        ttl=settings.provided.access_token_ttl,
+        issuer=settings.provided.tokens.issuer,
+        audience=settings.provided.tokens.audience,
+        ttl=settings.provided.tokens.access_ttl,
         clock=clock,
     )
     refresh_tokens = providers.Singleton(SecretsRefreshTokenFactory)
     common_passwords = providers.Singleton(load_common_passwords)
     password_policy = providers.Singleton(
-        PasswordPolicy, min_length=settings.provided.password_min_length, common=common_passwords
+        PasswordPolicy, min_length=settings.provided.passwords.min_length, common=common_passwords
     )
     breached_passwords = providers.Singleton(breached_checker_from, settings)
     password_screen = providers.Singleton(PasswordScreen, policy=password_policy, breached=breached_passwords)
-    rate_limiter = providers.Singleton(build_rate_limiter, settings.provided.redis_url)
+    rate_limiter = providers.Singleton(build_rate_limiter, settings.provided.rate_limits.redis_url)
     rate_limit_policy = providers.Singleton(rate_limit_policy_from, settings)
     throttle = providers.Singleton(Throttle, limiter=rate_limiter, policy=rate_limit_policy)
     # What follows a commit: the audit log line of each security event (the email outbox plugs in here).
@@ -130,7 +133,7 @@ class Container(containers.DeclarativeContainer):
         refresh_tokens=refresh_tokens,
         clock=clock,
         ids=ids,
-        session_lifetime=settings.provided.refresh_token_ttl,
+        session_lifetime=settings.provided.tokens.refresh_ttl,
     )
     login = providers.Factory(LoginHandler, uow=uow, hasher=hasher, issuer=session_issuer, clock=clock, guard=guard)
     refresh_session = providers.Factory(
@@ -140,7 +143,7 @@ class Container(containers.DeclarativeContainer):
         issuer=session_issuer,
         clock=clock,
         guard=guard,
-        session_lifetime=settings.provided.refresh_token_ttl,
+        session_lifetime=settings.provided.tokens.refresh_ttl,
     )
     logout = providers.Factory(LogoutHandler, uow=uow, clock=clock)
     authenticate = providers.Singleton(

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import logging
+
 import httpx
+import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -123,3 +127,114 @@ async def test_an_unexpected_error_is_a_500_problem_without_a_trace(
     body = assert_problem(response, 500, "internal_error")
     assert "hunter2" not in response.text and "Traceback" not in response.text
     assert body["detail"] == "An unexpected error occurred. It has been logged."
+
+
+async def test_value_errors_of_the_core_name_the_field_like_every_validation_error(
+    client: httpx.AsyncClient, signup: Signup
+) -> None:
+    account = await signup(username="owner")
+    weak = "sunshine"
+    cases = [
+        (REGISTER, {"email": "not-an-email", "password": PASSWORD}, "invalid_email", "email"),
+        (REGISTER, {"email": "u@example.com", "password": PASSWORD, "username": "x!"}, "invalid_username", "username"),
+        (
+            REGISTER,
+            {"email": "u@example.com", "password": PASSWORD, "full_name": "a\u200bb"},
+            "invalid_full_name",
+            "full_name",
+        ),
+        (REGISTER, {"email": "u@example.com", "password": weak}, "weak_password", "password"),
+    ]
+    responses = [(await client.post(path, json=payload), code, name) for path, payload, code, name in cases]
+    patches = [
+        ({"email": "nope"}, "invalid_email", "email"),
+        ({"username": "x"}, "invalid_username", "username"),
+        ({"full_name": "   "}, "invalid_full_name", "full_name"),
+    ]
+    for payload, code, name in patches:
+        responses.append((await client.patch(ME, headers=account.auth, json=payload), code, name))
+    change = {"current_password": PASSWORD, "new_password": weak}
+    responses.append(
+        (await client.post(f"{ME}/password", headers=account.auth, json=change), "weak_password", "new_password")
+    )
+
+    for response, code, name in responses:
+        body = assert_problem(response, 422, code)
+        assert body["errors"] == [{"loc": ["body", name], "msg": body["detail"]}], response.request.url
+        assert weak not in str(body["errors"][0]["msg"])  # type: ignore[index]
+
+
+async def test_a_domain_error_missing_from_the_table_is_a_logged_500_not_a_silent_400(
+    client: httpx.AsyncClient, signup: Signup, app: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    from dependency_injector import providers
+    from fastapi import FastAPI
+
+    from usermgmt.domain.errors import DomainError
+
+    assert isinstance(app, FastAPI)
+    account = await signup()
+
+    class Unmapped(DomainError):  # a bug: nobody gave it a status
+        code = "unmapped_in_test"
+
+    class Raising:
+        async def __call__(self, _: object) -> None:
+            raise Unmapped()
+
+    app.state.container.list_sessions.override(providers.Object(Raising()))
+    try:
+        response = await client.get("/api/v1/users/me/sessions", headers=account.auth)
+    finally:
+        app.state.container.list_sessions.reset_override()
+
+    assert_problem(response, 500, "internal_error")
+    assert "unmapped_in_test" not in response.text
+    assert any(r.levelno == logging.ERROR and "Unmapped" in r.getMessage() for r in caplog.records)
+
+
+def _undecodable(payload: dict[str, str], kind: str) -> bytes:
+    """``payload`` as a JSON body that is not UTF-8 JSON text, or that no JSON parser should be made to build."""
+    first = next(iter(payload))
+    marked = json.dumps({**payload, first: "@@"}).encode()
+    if kind == "latin-1":
+        return marked.replace(b"@@", b"caf\xe9")
+    if kind == "deep-nesting":
+        return marked.replace(b'"@@"', b"[" * 5000 + b"]" * 5000)
+    if kind == "huge-number":
+        return marked.replace(b'"@@"', b"9" * 5000)
+    if kind == "nan":  # Python's json reads it; JSON has no such value
+        return marked.replace(b'"@@"', b"NaN")
+    return json.dumps(payload).encode(kind)  # a valid document in another Unicode encoding
+
+
+UNDECODABLE = ["latin-1", "deep-nesting", "huge-number", "nan", "utf-16", "utf-16-be", "utf-32", "utf-8-sig"]
+JSON_ROUTES = ["register", "login", "refresh", "update-profile", "change-password", "delete-account"]
+
+
+@pytest.mark.parametrize("kind", UNDECODABLE)
+@pytest.mark.parametrize("route", JSON_ROUTES)
+async def test_every_json_route_accepts_utf8_json_only(
+    client: httpx.AsyncClient, signup: Signup, route: str, kind: str
+) -> None:
+    account = await signup()
+    method, path, headers, payload = {
+        "register": ("POST", REGISTER, {}, {"email": "new@example.com", "password": PASSWORD}),
+        "login": ("POST", LOGIN, {}, {"login": account.email, "password": PASSWORD}),
+        "refresh": ("POST", "/api/v1/auth/refresh", {}, {"refresh_token": account.tokens["refresh_token"]}),
+        "update-profile": ("PATCH", ME, account.auth, {"full_name": "Someone Else"}),
+        "change-password": (
+            "POST",
+            f"{ME}/password",
+            account.auth,
+            {"current_password": PASSWORD, "new_password": "another long passphrase"},
+        ),
+        "delete-account": ("DELETE", ME, account.auth, {"password": PASSWORD}),
+    }[route]
+
+    response = await client.request(
+        method, path, content=_undecodable(payload, kind), headers={**headers, "Content-Type": "application/json"}
+    )
+
+    assert_problem(response, 400, "malformed_json")
+    assert (await client.get(ME, headers=account.auth)).status_code == 200  # and nothing happened

@@ -118,7 +118,10 @@ async def test_a_wrong_password_when_confirming_is_recorded(client: httpx.AsyncC
     await client.request("DELETE", ME, headers=account.auth, json={"password": "guess two"})
 
     items = (await client.get(EVENTS, headers=account.auth)).json()["items"]
+    sessions = (await client.get(f"{ME}/sessions", headers=account.auth)).json()
+    current = next(s["id"] for s in sessions if s["current"])
 
     failures = [item for item in items if item["type"] == "password_confirmation_failed"]
     assert [item["details"] for item in failures] == [{"purpose": "account_deletion"}, {"purpose": "password_change"}]
-    assert all(item["session_id"] is None and item["ip"] == "203.0.113.7" for item in failures)
+    # The session the wrong password came from is named, so the owner knows which device to end.
+    assert all(item["session_id"] == current and item["ip"] == "203.0.113.7" for item in failures)

@@ -58,6 +58,24 @@ async def test_security_headers_on_every_kind_of_answer(client: httpx.AsyncClien
         assert response.headers["cache-control"] == "no-store"
 
 
+async def test_every_api_answer_is_uncacheable_the_same_way(client: httpx.AsyncClient, signup: Signup) -> None:
+    account = await signup()
+    login = await client.post(LOGIN, json={"login": account.email, "password": PASSWORD})
+    responses = [
+        await client.post(REGISTER, json={"email": "other@example.com", "password": PASSWORD}),
+        login,
+        await client.post(REFRESH, json={"refresh_token": login.json()["refresh_token"]}),
+        await client.get(ME, headers=account.auth),
+        await client.get(ME),
+        await client.post(REGISTER, json={"email": "x"}),
+        await client.post(REGISTER, content=b"x", headers={"Content-Type": "text/plain"}),
+    ]
+    for response in responses:  # RFC 6749 5.1 asks token answers for both; every /api/ answer gets the same pair
+        assert response.headers.get_list("cache-control") == ["no-store"], response.request.url
+        assert response.headers.get_list("pragma") == ["no-cache"], response.request.url
+    assert "pragma" not in (await client.get("/.well-known/jwks.json")).headers
+
+
 async def test_request_id_is_echoed_when_sane_and_replaced_when_not(client: httpx.AsyncClient) -> None:
     echoed = await client.get("/healthz", headers={"X-Request-ID": "trace-123.abc"})
     replaced = await client.get("/healthz", headers={"X-Request-ID": "bad id\twith <script>"})
@@ -106,6 +124,46 @@ async def test_cors_allows_listed_origins_only(configured_app: FastAPI) -> None:
     assert other.status_code == 400
     assert "access-control-allow-origin" not in other.headers
     assert "access-control-allow-origin" not in simple.headers
+
+
+@pytest.mark.parametrize("configured_app", [{"cors_origins": ["https://app.example.com"]}], indirect=True)
+async def test_a_refused_preflight_is_a_problem_like_every_other_error(configured_app: FastAPI) -> None:
+    refusals = {
+        "origin": {"Origin": "https://evil.example.net", "Access-Control-Request-Method": "POST"},
+        "method": {"Origin": "https://app.example.com", "Access-Control-Request-Method": "PUT"},
+        "headers": {
+            "Origin": "https://app.example.com",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "x-not-allowed",
+        },
+    }
+    async with client_for(configured_app) as client:
+        for refused, headers in refusals.items():
+            response = await client.options(LOGIN, headers=headers)
+
+            body = assert_problem(response, 400, "cors_preflight_refused")
+            assert refused in str(body["detail"])
+            assert "Origin" in response.headers["vary"]  # caches keep refusals apart from grants
+            assert response.headers["x-content-type-options"] == "nosniff"
+
+
+@pytest.mark.parametrize("configured_app", [{"cors_origins": ["https://app.example.com"]}], indirect=True)
+async def test_cors_exposes_the_headers_clients_act_on(configured_app: FastAPI) -> None:
+    async with client_for(configured_app) as client:
+        response = await client.post(
+            REGISTER,
+            json={"email": "cors@example.com", "password": PASSWORD},
+            headers={"Origin": "https://app.example.com"},
+        )
+        unauthorized = await client.get(ME, headers={"Origin": "https://app.example.com"})
+
+    assert response.status_code == 201
+    for answer in (response, unauthorized):
+        exposed = {h.strip().lower() for h in answer.headers["access-control-expose-headers"].split(",")}
+        assert {"location", "www-authenticate", "x-request-id", "retry-after"} <= exposed
+        assert {"ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"} <= exposed
+    assert response.headers["location"] == "/api/v1/users/me"
+    assert "www-authenticate" in unauthorized.headers
 
 
 @pytest.mark.parametrize("configured_app", [{"trusted_hosts": ["auth.example.com", "*.internal"]}], indirect=True)
@@ -159,3 +217,21 @@ async def test_logs_of_a_whole_account_life_hold_no_password_token_or_hash(
     assert any('"request_id"' in line for line in lines)
     for secret in secrets:
         assert secret not in output
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("POST", f"{LOGIN}/"), ("POST", f"{REGISTER}/"), ("GET", f"{ME}/"), ("GET", "/healthz/"), ("GET", "/readyz/")],
+)
+async def test_no_redirect_is_ever_built_from_the_host_header(
+    client: httpx.AsyncClient, method: str, path: str
+) -> None:
+    response = await client.request(
+        method,
+        path,
+        json={"login": "victim@example.com", "password": PASSWORD} if method == "POST" else None,
+        headers={"Host": "evil.example"},
+    )
+
+    assert_problem(response, 404, "not_found")
+    assert "location" not in response.headers

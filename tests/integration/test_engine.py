@@ -53,7 +53,7 @@ async def test_sqlite_engine_creates_the_missing_folder(tmp_path: Path) -> None:
 async def test_default_settings_put_sqlite_in_the_data_dir(tmp_path: Path) -> None:
     data_dir = tmp_path / "var"
     configured = settings(data_dir=data_dir)
-    assert configured.resolved_database_url == f"sqlite+aiosqlite:///{data_dir / 'usermgmt.db'}"
+    assert configured.database.url == f"sqlite+aiosqlite:///{data_dir / 'usermgmt.db'}"
 
     engine = build_engine(configured)
     try:

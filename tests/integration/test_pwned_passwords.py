@@ -292,4 +292,4 @@ async def test_an_owned_client_is_closed(server: RangeServer) -> None:
 @pytest.mark.parametrize("kwargs", [{"timeout": 0}, {"timeout": -1.0}, {"min_count": 0}])
 def test_nonsense_settings_are_refused(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match=r"timeout|min_count"):
-        PwnedPasswordsChecker(**kwargs)
+        PwnedPasswordsChecker(base_url="http://127.0.0.1:1", **kwargs)

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -31,11 +31,14 @@ def migrate(env: Mapping[str, str]) -> None:
 
 
 @contextmanager
-def serve(env: Mapping[str, str], *, workers: int = 1) -> Iterator[str]:
-    """Start the service; yield its base URL once /readyz says ready; stop it afterwards."""
+def serve(
+    env: Mapping[str, str], *, workers: int = 1, args: Sequence[str] = (), host: str | None = None
+) -> Iterator[str]:
+    """Start the service (with ``args`` added to `usermgmt serve`'s); yield its base URL once /readyz says ready
+    (asked with ``Host: host``, if given); stop it afterwards."""
     port = free_port()
     process = subprocess.Popen(
-        [BIN / "usermgmt", "serve", "--port", str(port), "--workers", str(workers), "--log-level", "warning"],
+        [BIN / "usermgmt", "serve", "--port", str(port), "--workers", str(workers), "--log-level", "warning", *args],
         cwd=ROOT,
         env=dict(env),
         stdout=subprocess.DEVNULL,
@@ -46,7 +49,7 @@ def serve(env: Mapping[str, str], *, workers: int = 1) -> Iterator[str]:
         deadline = time.monotonic() + 30
         while True:
             try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                if httpx.get(f"{base}/readyz", headers={"Host": host} if host else {}, timeout=1).status_code == 200:
                     break
             except httpx.TransportError:
                 pass

@@ -7,6 +7,8 @@ import hashlib
 import json
 import logging
 import os
+import re
+import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -85,18 +87,41 @@ class KeyRing:
         return {"keys": [dict(key.public_jwk) for key in reversed(self.keys)]}
 
 
-def load_keyring(directory: Path, *, inline_pem: str | None = None, autogenerate: bool = False) -> KeyRing:
+def load_keyring(
+    directory: Path, *, inline_pem: str | None = None, autogenerate: bool = False, production: bool = False
+) -> KeyRing:
     """Keys from ``directory/*.pem`` sorted by file name, then ``inline_pem``; the last one signs.
 
     With none found and ``autogenerate``, a new key is written to ``directory`` (mode 0600) for development.
+    With ``production``, refuses what is fit for development only: a key about to be generated, a key file this
+    service generated, and a key file that grants any access to its group or others. Every refusal names the
+    setting to fix.
+
+    Raises: KeyConfigurationError.
     """
     keys: list[SigningKey] = []
     if directory.is_dir():
         for path in sorted(directory.glob("*.pem")):
-            keys.append(SigningKey.from_pem(path.read_bytes(), source=str(path)))
+            if production:
+                _check_private(path)
+            key = SigningKey.from_pem(path.read_bytes(), source=str(path))
+            if production and _was_generated(path, key):
+                raise KeyConfigurationError(
+                    f"{path} is a development key this service generated; USERMGMT_ENVIRONMENT=production needs "
+                    "a key you created and keep: put it in USERMGMT_SIGNING_KEYS_DIR or USERMGMT_SIGNING_KEY "
+                    "(README, Signing keys) and remove this one"
+                )
+            keys.append(key)
     if inline_pem:
         keys.append(SigningKey.from_pem(inline_pem.encode(), source="USERMGMT_SIGNING_KEY"))
     if not keys and autogenerate:
+        if production:
+            raise KeyConfigurationError(
+                f"no signing key in {directory} and USERMGMT_SIGNING_KEY_AUTOGENERATE=true: with "
+                "USERMGMT_ENVIRONMENT=production the service does not generate its key; create one (README, "
+                "Signing keys), put it in USERMGMT_SIGNING_KEYS_DIR or USERMGMT_SIGNING_KEY, and set "
+                "USERMGMT_SIGNING_KEY_AUTOGENERATE=false"
+            )
         keys.append(_generate_into(directory))
     if not keys:
         raise KeyConfigurationError(
@@ -107,10 +132,32 @@ def load_keyring(directory: Path, *, inline_pem: str | None = None, autogenerate
     return KeyRing(keys=tuple(sorted(unique.values(), key=keys.index)))
 
 
+def _check_private(path: Path) -> None:
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise KeyConfigurationError(
+            f"{path} grants access to its group or others (mode {mode:04o}); with USERMGMT_ENVIRONMENT=production "
+            f"a signing key in USERMGMT_SIGNING_KEYS_DIR must be readable by its owner only: chmod 600 {path}"
+        )
+
+
+def _generated_name(key: SigningKey, at: datetime) -> str:
+    return f"{at:%Y%m%dT%H%M%SZ}-{key.kid[:8]}.pem"
+
+
+_GENERATED_NAME = re.compile(r"\d{8}T\d{6}Z-(?P<kid>.{8})\.pem")
+
+
+def _was_generated(path: Path, key: SigningKey) -> bool:
+    """True when the file bears the name ``_generate_into`` gives, with this key's own kid in it."""
+    match = _GENERATED_NAME.fullmatch(path.name)
+    return match is not None and match["kid"] == key.kid[:8]
+
+
 def _generate_into(directory: Path) -> SigningKey:
     key = SigningKey.generate()
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path = directory / f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{key.kid[:8]}.pem"
+    path = directory / _generated_name(key, datetime.now(UTC))
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as handle:
         handle.write(key.private_pem())

@@ -17,7 +17,6 @@ from usermgmt.domain.value_objects import PlainPassword
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_BASE_URL = "https://api.pwnedpasswords.com"
 PREFIX_LENGTH = 5
 _LINE = re.compile(r"([0-9A-Fa-f]{35}):([0-9]{1,15})")
 _HEADERS = {"Add-Padding": "true", "User-Agent": "usermgmt"}
@@ -30,13 +29,14 @@ class PwnedPasswordsChecker:
     count 0, never match). Asks for padding so the response size reveals nothing either. Never raises: a network
     error, a timeout (``timeout`` seconds for the whole request), a status other than 200 or a malformed body
     logs a WARNING naming the reason (never the password, its hash or the prefix) and counts as not breached.
-    A ``client`` passed in is shared and left open by ``aclose()``; otherwise the checker owns its own.
+    A ``client`` passed in is shared and left open by ``aclose()``; otherwise the checker owns its own. The
+    public API's URL is the default of ``USERMGMT_PWNED_PASSWORDS_URL`` (``PasswordSettings.pwned_url``).
     """
 
     def __init__(
         self,
         *,
-        base_url: str = DEFAULT_BASE_URL,
+        base_url: str,
         timeout: float = 1.5,
         min_count: int = 1,
         client: httpx.AsyncClient | None = None,

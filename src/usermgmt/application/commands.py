@@ -75,6 +75,7 @@ class ChangePassword:
 class DeleteAccount:
     user_id: UserId
     password: str = field(repr=False)
+    session_id: SessionId | None = None
     client: ClientInfo = ClientInfo()
 
 

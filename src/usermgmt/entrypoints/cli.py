@@ -1,26 +1,48 @@
-"""The ``usermgmt`` command: ``serve`` and ``migrate``."""
+"""The ``usermgmt`` command: ``serve``, ``migrate`` and ``purge-sessions``."""
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+
+logger = logging.getLogger("usermgmt.cli")
+
+HEADER_TIMEOUT = 10.0  # seconds from the connection (or the request's first byte) to the end of the headers
+BODY_TIMEOUT = 30.0  # seconds from the end of the headers to the end of the body
 
 
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
+    from pydantic import ValidationError
 
+    from usermgmt.adapters.keys import KeyConfigurationError
     from usermgmt.config import Settings
     from usermgmt.container import keyring_from
-    from usermgmt.entrypoints.logging import logging_config
+    from usermgmt.entrypoints.http.server import deadline_protocol
+    from usermgmt.entrypoints.logging import configure_logging, logging_config
 
-    keyring_from(Settings())  # load or generate the signing keys here, once, before any worker starts
+    configure_logging(args.log_level)  # first: every line on stderr is JSON, the key loading's included
+    try:
+        keyring_from(Settings())  # load or generate the signing keys here, once, before any worker starts
+    except ValidationError as error:  # the fields and rules only: an input value may be a secret
+        fields = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors(include_input=False)]
+        logger.error("invalid settings: %s", "; ".join(fields))
+        return 1
+    except (KeyConfigurationError, OSError) as error:
+        logger.error("cannot load the signing keys: %s", error)
+        return 1
+    except Exception:  # as JSON too, with its traceback, rather than Python's plain-text one
+        logger.exception("cannot start")
+        return 1
     uvicorn.run(
         "usermgmt.entrypoints.http.app:create_app",
         factory=True,
         host=args.host,
         port=args.port,
         workers=args.workers,
+        http=deadline_protocol(header_timeout=args.header_timeout, body_timeout=args.body_timeout),
         proxy_headers=False,
         server_header=False,
         log_level=args.log_level,
@@ -35,8 +57,8 @@ def _migrate(args: argparse.Namespace) -> int:
     from usermgmt.adapters.sqlalchemy import migrations
     from usermgmt.config import Settings
 
-    url = Settings().resolved_database_url
-    if args.revision.startswith("-") or args.downgrade:
+    url = Settings().database.url
+    if args.downgrade or args.revision.startswith("-"):
         migrations.downgrade(url, args.revision)
     else:
         migrations.upgrade(url, args.revision)
@@ -59,6 +81,26 @@ def _purge_sessions(_: argparse.Namespace) -> int:
     return 0
 
 
+def _seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {value!r}") from None
+    if not 0 < seconds <= 3600:
+        raise argparse.ArgumentTypeError(f"must be more than 0 and at most 3600 seconds, not {value}")
+    return seconds
+
+
+def _check_migrate(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], None]:
+    def check(args: argparse.Namespace) -> None:
+        if args.revision is None and args.downgrade:
+            parser.error("--downgrade needs the REVISION to go down to, e.g. -1 or base")
+        if args.revision is None:
+            args.revision = "head"
+
+    return check
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="usermgmt", description="User-management backend.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -68,20 +110,42 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1)
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    serve.add_argument(
+        "--header-timeout",
+        type=_seconds,
+        default=HEADER_TIMEOUT,
+        metavar="SECONDS",
+        help="close a connection whose request line and headers are not complete after this long (default %(default)s)",
+    )
+    serve.add_argument(
+        "--body-timeout",
+        type=_seconds,
+        default=BODY_TIMEOUT,
+        metavar="SECONDS",
+        help="close a connection whose request body is not complete this long after its headers (default %(default)s)",
+    )
     serve.set_defaults(func=_serve)
 
     migrate = sub.add_parser("migrate", help="apply database migrations (default: upgrade to head)")
-    migrate.add_argument("revision", nargs="?", default="head")
-    migrate.add_argument("--downgrade", action="store_true", help="downgrade to REVISION instead")
-    migrate.set_defaults(func=_migrate)
+    migrate.add_argument("revision", nargs="?", help="target revision (default head; -N or base to go down)")
+    migrate.add_argument("--downgrade", action="store_true", help="downgrade to REVISION (required) instead")
+    migrate.set_defaults(func=_migrate, check=_check_migrate(migrate))
 
     purge = sub.add_parser("purge-sessions", help="delete expired sessions and their retired refresh-token hashes")
     purge.set_defaults(func=_purge_sessions)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The parsed command line; exits with status 2 and a usage message when it is not a valid one."""
     args = build_parser().parse_args(argv)
+    if check := getattr(args, "check", None):  # what argparse cannot say about one subcommand's arguments
+        check(args)
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
     return int(args.func(args))
 
 

@@ -79,4 +79,7 @@ def logging_config(level: str = "info") -> dict[str, Any]:
 
 
 def configure_logging(level: str = "info") -> None:
+    """Apply ``logging_config`` to this process now, and send ``warnings`` through it, so that nothing this
+    process writes to stderr before (or besides) uvicorn's own set-up is plain text."""
     logging.config.dictConfig(logging_config(level))
+    logging.captureWarnings(True)

@@ -265,3 +265,69 @@ def test_autogenerate_is_not_used_when_a_key_exists(tmp_path: Path) -> None:
 
     assert [k.kid for k in ring.keys] == [key.kid]
     assert [p.name for p in tmp_path.glob("*.pem")] == ["a.pem"]
+
+
+# --- load_keyring in production ---------------------------------------------------------------------------------
+
+
+def write_private_key(directory: Path, name: str) -> SigningKey:
+    key = write_key(directory, name)
+    (directory / name).chmod(0o600)
+    return key
+
+
+def test_production_loads_private_key_files_and_inline_keys(tmp_path: Path) -> None:
+    from_file = write_private_key(tmp_path, "20270101T000000Z-a.pem")
+    read_only = write_key(tmp_path, "20270201T000000Z-b.pem")
+    (tmp_path / "20270201T000000Z-b.pem").chmod(0o400)
+    inline = SigningKey.generate()
+
+    ring = load_keyring(tmp_path, inline_pem=inline.private_pem().decode(), autogenerate=True, production=True)
+
+    assert [k.kid for k in ring.keys] == [from_file.kid, read_only.kid, inline.kid]
+
+
+def test_production_refuses_to_generate_a_key(tmp_path: Path) -> None:
+    directory = tmp_path / "keys"
+
+    with pytest.raises(KeyConfigurationError, match="USERMGMT_SIGNING_KEY_AUTOGENERATE"):
+        load_keyring(directory, autogenerate=True, production=True)
+
+    assert not directory.exists()  # nothing was generated
+
+
+def test_production_refuses_a_key_the_service_generated(tmp_path: Path) -> None:
+    directory = tmp_path / "keys"
+    generated = load_keyring(directory, autogenerate=True).active  # a development start
+    write_private_key(directory, "20270101T000000Z-a.pem")  # the operator's own key, added later
+
+    with pytest.raises(KeyConfigurationError, match=rf"{generated.kid[:8]}\.pem.*generated.*USERMGMT_SIGNING_KEYS_DIR"):
+        load_keyring(directory, autogenerate=False, production=True)
+
+
+def test_a_key_named_like_a_generated_one_is_not_taken_for_one(tmp_path: Path) -> None:
+    key = write_private_key(tmp_path, "20270101T000000Z-abcdefgh.pem")  # the generator's pattern, another kid
+
+    ring = load_keyring(tmp_path, production=True)
+
+    assert ring.active.kid == key.kid
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o644, 0o620, 0o700 | 0o001])
+def test_production_refuses_a_key_file_others_may_access(tmp_path: Path, mode: int) -> None:
+    write_key(tmp_path, "a.pem")
+    (tmp_path / "a.pem").chmod(mode)
+
+    with pytest.raises(KeyConfigurationError, match=rf"a\.pem.*mode {mode:04o}.*chmod 600"):
+        load_keyring(tmp_path, production=True)
+
+
+def test_development_accepts_what_production_refuses(tmp_path: Path) -> None:
+    directory = tmp_path / "keys"
+    generated = load_keyring(directory, autogenerate=True).active
+    readable = write_key(directory, "20270101T000000Z-a.pem")
+    (directory / "20270101T000000Z-a.pem").chmod(0o644)
+
+    ring = load_keyring(directory)
+
+    assert [k.kid for k in ring.keys] == [generated.kid, readable.kid]

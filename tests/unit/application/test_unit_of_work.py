@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 
 import pytest
@@ -21,6 +22,7 @@ from usermgmt.adapters.memory import (
     FakePasswordHasher,
     FrozenClock,
     InMemoryUnitOfWork,
+    MemoryStore,
     SequentialIdGenerator,
 )
 from usermgmt.adapters.refresh_tokens import SecretsRefreshTokenFactory
@@ -43,6 +45,7 @@ from usermgmt.application.handlers.register_user import RegisterUserHandler
 from usermgmt.application.handlers.session_issuer import SessionIssuer
 from usermgmt.application.handlers.sessions import RevokeSessionHandler
 from usermgmt.application.handlers.update_profile import UpdateProfileHandler
+from usermgmt.application.ports import EventDispatcher, UnitOfWork
 from usermgmt.application.results import TokenPair
 from usermgmt.application.screening import PasswordScreen
 from usermgmt.domain.events import EventType, SecurityEvent
@@ -274,3 +277,75 @@ async def test_failed_logout_and_revoke_keep_the_session(
         await revoke_session(RevokeSession(user_id=alice.id, session_id=pair.session_id))
 
     assert pair.session_id in uow.store.sessions
+
+
+# --- the event dispatcher: before and after commit -------------------------------------------------------------
+
+
+async def test_dispatcher_runs_in_the_transaction_then_after_the_commit_in_order() -> None:
+    seen: list[tuple[str, list[EventType], int]] = []
+    store = MemoryStore()
+
+    async def before(uow: UnitOfWork, events: Sequence[SecurityEvent]) -> None:
+        seen.append(("before", [e.type for e in events], len(store.events)))
+
+    async def after(events: Sequence[SecurityEvent]) -> None:
+        seen.append(("after", [e.type for e in events], len(store.events)))
+
+    uow = InMemoryUnitOfWork(store, dispatcher=EventDispatcher(before_commit=[before], after_commit=[after]))
+    async with uow:
+        await uow.record(an_event())
+        await uow.commit()
+
+    assert seen == [("before", [EventType.REGISTERED], 0), ("after", [EventType.REGISTERED], 1)]
+
+
+async def test_a_failing_before_commit_handler_commits_nothing() -> None:
+    async def refuse(uow: UnitOfWork, events: Sequence[SecurityEvent]) -> None:
+        raise RuntimeError("outbox unavailable")
+
+    uow = InMemoryUnitOfWork(dispatcher=EventDispatcher(before_commit=[refuse]))
+    async with uow:
+        await uow.record(an_event())
+        with pytest.raises(RuntimeError):
+            await uow.commit()
+
+    assert uow.store.events == []
+
+
+async def test_a_failing_after_commit_handler_neither_undoes_the_change_nor_stops_the_others(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    delivered: list[SecurityEvent] = []
+
+    async def broken(events: Sequence[SecurityEvent]) -> None:
+        raise RuntimeError("log sink down")
+
+    async def working(events: Sequence[SecurityEvent]) -> None:
+        delivered.extend(events)
+
+    uow = InMemoryUnitOfWork(dispatcher=EventDispatcher(after_commit=[broken, working]))
+    event = an_event()
+    async with uow:
+        await uow.users.add(make_user())  # the user the event names: stored with them
+        await uow.record(event)
+        await uow.commit()
+
+    assert [stored.event for stored in uow.store.events] == [event]
+    assert delivered == [event]
+    assert "after-commit handler" in caplog.text
+
+
+async def test_nothing_is_dispatched_for_a_rolled_back_unit_of_work() -> None:
+    dispatched: list[SecurityEvent] = []
+
+    async def after(events: Sequence[SecurityEvent]) -> None:
+        dispatched.extend(events)
+
+    uow = InMemoryUnitOfWork(dispatcher=EventDispatcher(after_commit=[after]))
+    async with uow:
+        await uow.record(an_event())
+    async with uow:  # a later commit does not carry the rolled-back event along
+        await uow.commit()
+
+    assert dispatched == []

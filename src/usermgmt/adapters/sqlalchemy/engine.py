@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 import uuid
 from collections.abc import Iterator
@@ -100,13 +102,13 @@ def _causes(error: BaseException) -> Iterator[BaseException]:
 
 
 def build_engine(settings: Settings) -> AsyncEngine:
-    url = make_url(settings.resolved_database_url)
+    url = make_url(settings.database.url)
     if url.get_backend_name() == "sqlite":
         return _sqlite_engine(url.render_as_string(hide_password=False))
-    cache_size = settings.database_statement_cache_size
+    cache_size = settings.database.statement_cache_size
     connect_args: dict[str, Any] = {
-        "timeout": settings.database_connect_timeout,
-        "command_timeout": settings.database_command_timeout,
+        "timeout": settings.database.connect_timeout,
+        "command_timeout": settings.database.command_timeout,
         "statement_cache_size": cache_size,  # asyncpg's own cache
         "prepared_statement_cache_size": cache_size,  # SQLAlchemy's, in its asyncpg adapter
         "server_settings": {"application_name": "usermgmt"},
@@ -115,9 +117,9 @@ def build_engine(settings: Settings) -> AsyncEngine:
         connect_args["prepared_statement_name_func"] = _unique_statement_name
     return create_async_engine(
         url,
-        pool_size=settings.database_pool_size,
-        max_overflow=settings.database_max_overflow,
-        pool_timeout=settings.database_pool_timeout,
+        pool_size=settings.database.pool_size,
+        max_overflow=settings.database.max_overflow,
+        pool_timeout=settings.database.pool_timeout,
         pool_recycle=1800,
         connect_args=connect_args,
     )
@@ -127,10 +129,22 @@ def _unique_statement_name() -> str:
     return f"__usermgmt_{uuid.uuid4().hex}__"
 
 
+def create_private_sqlite_file(database: str) -> None:
+    """Create the SQLite database file ``database`` empty with mode 0600, and its folder with mode 0700, when
+    they do not exist yet; an existing file or folder is left as it is.
+
+    SQLite creates the ``-wal`` and ``-shm`` files with the database file's mode, so they are private too. An
+    empty file is a valid, empty SQLite database."""
+    path = Path(database)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # the folders above it, if missing, get the umask's
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 def _sqlite_engine(url: str) -> AsyncEngine:
     database = make_url(url).database
-    if database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    if database and database != ":memory:" and not database.startswith("file:"):
+        create_private_sqlite_file(database)
     engine = create_async_engine(url, connect_args={"timeout": 15})
 
     @event.listens_for(engine.sync_engine, "connect")

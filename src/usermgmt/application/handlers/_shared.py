@@ -11,7 +11,7 @@ from usermgmt.application.ports import Clock, PasswordHasher, UnitOfWork
 from usermgmt.domain.errors import InvalidEmail, InvalidUsername
 from usermgmt.domain.events import EventType
 from usermgmt.domain.model import User
-from usermgmt.domain.value_objects import Email, PlainPassword, UserId, Username, canonical
+from usermgmt.domain.value_objects import Email, PlainPassword, SessionId, UserId, Username, canonical
 
 
 async def load_user(uow: UnitOfWork, user_id: UserId, *, for_update: bool = False) -> User:
@@ -47,10 +47,12 @@ async def confirm_password(
     password: str,
     client: ClientInfo,
     purpose: str,
+    session_id: SessionId | None = None,
 ) -> User:
     """Re-authenticate the caller with their current password. The hash check runs with no transaction open.
 
-    A wrong password is recorded in the owner's security history: it may be a thief holding their token.
+    A wrong password is recorded in the owner's security history, naming the session it came from: it may be a
+    thief holding that session's token, and the owner can end it.
 
     Raises: InvalidPassword, InvalidAccessToken.
     """
@@ -65,6 +67,7 @@ async def confirm_password(
                     at=clock.now(),
                     client=client,
                     user_id=user_id,
+                    session_id=session_id,
                     purpose=purpose,
                 )
             )

@@ -51,6 +51,7 @@ class ChangePasswordHandler:
             password=cmd.current_password,
             client=cmd.client,
             purpose="password_change",
+            session_id=cmd.session_id,
         )
         new_password = PlainPassword(cmd.new_password)
         await self._screen.check(new_password, email=user.email, username=user.username, full_name=user.full_name)

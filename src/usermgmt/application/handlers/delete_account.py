@@ -41,6 +41,7 @@ class DeleteAccountHandler:
             password=cmd.password,
             client=cmd.client,
             purpose="account_deletion",
+            session_id=cmd.session_id,
         )
         now = self._clock.now()
         async with self._uow:

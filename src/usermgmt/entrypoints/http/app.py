@@ -8,14 +8,26 @@ from contextlib import asynccontextmanager
 from ipaddress import ip_network
 
 from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 
 import usermgmt
 from usermgmt.container import Container, build_container, close_resources
 from usermgmt.entrypoints.http.dependencies import LOGIN_PATH
 from usermgmt.entrypoints.http.errors import install_error_handlers
-from usermgmt.entrypoints.http.middleware import RequestContextMiddleware, RequestGuardMiddleware
+from usermgmt.entrypoints.http.middleware import ProblemCORSMiddleware, RequestContextMiddleware, RequestGuardMiddleware
+from usermgmt.entrypoints.http.openapi import install_openapi
 from usermgmt.entrypoints.http.routers import auth, meta, users
+from usermgmt.entrypoints.http.schemas import LoginForm, LoginIn, Problem
+
+# The response headers a browser client may read: what it acts on besides the body.
+CORS_EXPOSED_HEADERS = [
+    "Location",
+    "WWW-Authenticate",
+    "X-Request-ID",
+    "Retry-After",
+    "RateLimit-Limit",
+    "RateLimit-Remaining",
+    "RateLimit-Reset",
+]
 
 
 def create_app(container: Container | None = None) -> FastAPI:
@@ -37,27 +49,29 @@ def create_app(container: Container | None = None) -> FastAPI:
         version=usermgmt.__version__,
         summary="Registration, login, rotating refresh tokens, sessions and JWKS for your apps.",
         lifespan=lifespan,
+        redirect_slashes=False,  # a redirect would be built from the Host header and make clients resend secrets
     )
     app.state.container = container
-    app.state.trusted_proxies = [ip_network(item, strict=False) for item in settings.trusted_proxies]
+    app.state.trusted_proxies = [ip_network(item, strict=False) for item in settings.http.trusted_proxies]
     install_error_handlers(app)
     app.include_router(auth.router)
     app.include_router(users.router)
     app.include_router(meta.router)
-    app.add_middleware(RequestGuardMiddleware, max_body_bytes=settings.max_body_bytes, form_paths=[LOGIN_PATH])
-    if settings.cors_origins:
+    install_openapi(app, requests=(LoginIn, LoginForm), responses=(Problem,))  # referenced by name only
+    app.add_middleware(RequestGuardMiddleware, max_body_bytes=settings.http.max_body_bytes, form_paths=[LOGIN_PATH])
+    if settings.http.cors_origins:
         app.add_middleware(
-            CORSMiddleware,
-            allow_origins=settings.cors_origins,
+            ProblemCORSMiddleware,
+            allow_origins=settings.http.cors_origins,
             allow_credentials=True,
             allow_methods=["GET", "POST", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
-            expose_headers=["X-Request-ID", "Retry-After", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"],
+            expose_headers=CORS_EXPOSED_HEADERS,
         )
     app.add_middleware(
         RequestContextMiddleware,
-        trusted_hosts=settings.trusted_hosts,
+        trusted_hosts=settings.http.trusted_hosts,
         trusted_proxies=app.state.trusted_proxies,
-        hsts_max_age=settings.hsts_max_age,
+        hsts_max_age=settings.http.hsts_max_age,
     )
     return app

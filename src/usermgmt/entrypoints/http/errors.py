@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from http import HTTPStatus
-from typing import Any, Final, cast
+from typing import Any, ClassVar, Final, Protocol, TypeVar, cast
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -24,6 +24,7 @@ from usermgmt.application.errors import (
     SessionNotFound,
     UsernameTaken,
 )
+from usermgmt.application.handlers.authenticate import AuthenticateHandler
 from usermgmt.domain.errors import (
     DomainError,
     InvalidEmail,
@@ -33,12 +34,15 @@ from usermgmt.domain.errors import (
     UserInactive,
     WeakPassword,
 )
+from usermgmt.entrypoints.http.openapi import component_ref
 from usermgmt.entrypoints.http.schemas import Problem
 
 logger = logging.getLogger(__name__)
 
 PROBLEM_JSON: Final = "application/problem+json"
 
+# Every DomainError class of usermgmt, by its exact class (a subclass needs its own entry; a test checks that none
+# is missing). An error missing here is answered as 500 internal_error and logged.
 ERROR_STATUS: Final[Mapping[type[DomainError], int]] = {
     InvalidEmail: 422,
     InvalidUsername: 422,
@@ -83,16 +87,37 @@ def problem(
     )
 
 
-def _status_of(error: DomainError) -> int:
-    for cls in type(error).__mro__:
-        if cls in ERROR_STATUS:
-            return ERROR_STATUS[cls]
-    return 400
+Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
+_FIELDS_ATTR: Final = "__problem_fields__"
 
 
-async def handle_domain_error(_: Request, error: Exception) -> JSONResponse:
+def field_errors(**fields: type[DomainError]) -> Callable[[Endpoint], Endpoint]:
+    """Name the body field that each of a route's value errors is about, e.g. ``field_errors(email=InvalidEmail)``.
+
+    Such an error is then answered, with its own status and ``code``, with ``errors: [{loc: ["body", field], msg:
+    detail}]``, the member every other validation error carries. ``detail`` never repeats the input.
+    """
+    by_error = {error: name for name, error in fields.items()}
+
+    def mark(endpoint: Endpoint) -> Endpoint:
+        setattr(endpoint, _FIELDS_ATTR, by_error)
+        return endpoint
+
+    return mark
+
+
+def _field_errors_of(request: Request, error: DomainError) -> list[dict[str, Any]] | None:
+    fields: Mapping[type[DomainError], str] = getattr(request.scope.get("endpoint"), _FIELDS_ATTR, {})
+    name = next((fields[cls] for cls in type(error).__mro__ if cls in fields), None)
+    return [{"loc": ["body", name], "msg": error.detail}] if name is not None else None
+
+
+async def handle_domain_error(request: Request, error: Exception) -> JSONResponse:
     error = cast(DomainError, error)
-    status = _status_of(error)
+    status = ERROR_STATUS.get(type(error))
+    if status is None:  # a bug, which tests/unit/entrypoints/test_error_table.py keeps out: never guess a 4xx
+        logger.error("domain error %s has no status in ERROR_STATUS", type(error).__qualname__, exc_info=error)
+        return _internal_error()
     headers: dict[str, str] = {}
     if status == 401:
         headers["WWW-Authenticate"] = (
@@ -106,7 +131,7 @@ async def handle_domain_error(_: Request, error: Exception) -> JSONResponse:
     if status == 503:
         headers["Retry-After"] = "5"
         logger.warning("service unavailable: %r", error.__cause__)
-    return problem(status, error.code, error.detail, headers=headers)
+    return problem(status, error.code, error.detail, errors=_field_errors_of(request, error), headers=headers)
 
 
 async def handle_validation_error(_: Request, error: Exception) -> JSONResponse:
@@ -128,9 +153,13 @@ async def handle_http_exception(_: Request, error: Exception) -> JSONResponse:
     return problem(error.status_code, code, detail, headers=error.headers)
 
 
+def _internal_error() -> JSONResponse:
+    return problem(500, "internal_error", "An unexpected error occurred. It has been logged.")
+
+
 async def handle_unexpected(_: Request, error: Exception) -> JSONResponse:
     logger.error("unhandled error", exc_info=error)
-    return problem(500, "internal_error", "An unexpected error occurred. It has been logged.")
+    return _internal_error()
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -140,9 +169,50 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, handle_unexpected)
 
 
-def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI entries for the problem responses a route can give."""
+class RaisingHandler(Protocol):
+    """A use-case handler: the application declares the errors each one can raise."""
+
+    raises: ClassVar[tuple[type[DomainError], ...]]
+
+
+# The problems the adapter answers with itself, besides the use cases' errors: on every route (the Host allow-list,
+# an unexpected error), on routes with a body (middleware.py, the JSON parser, the schemas), and on routes with path
+# or query parameters.
+EVERY_ROUTE_PROBLEMS: Final = ((400, "invalid_host"), (500, "internal_error"))
+BODY_PROBLEMS: Final = (
+    (400, "bad_request"),
+    (400, "malformed_json"),
+    (413, "payload_too_large"),
+    (415, "unsupported_media_type"),
+    (422, "validation_error"),
+)
+PARAMETER_PROBLEMS: Final = ((422, "validation_error"),)
+
+
+def problem_responses(
+    *handlers: type[RaisingHandler], body: bool = False, parameters: bool = False, bearer: bool = False
+) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI error responses of a route that runs ``handlers``: each status with the exact codes it can carry.
+
+    The codes come from each handler's ``raises``, through ERROR_STATUS, and from what the adapter itself answers:
+    ``body`` for a route that reads a JSON body, ``parameters`` for one with path or query parameters, ``bearer``
+    for one that needs an access token (what ``AuthenticateHandler`` raises). Every route can answer
+    ``invalid_host`` and ``internal_error``. Each response is problem+json: Problem, with ``code`` an enum.
+    """
+    raising: tuple[type[RaisingHandler], ...] = (*handlers, AuthenticateHandler) if bearer else handlers
+    found = [(ERROR_STATUS[error], error.code) for handler in raising for error in handler.raises]
+    found += EVERY_ROUTE_PROBLEMS
+    found += BODY_PROBLEMS if body else ()
+    found += PARAMETER_PROBLEMS if parameters else ()
+    codes: dict[int, set[str]] = {}
+    for status, code in found:
+        codes.setdefault(status, set()).add(code)
+    return {status: _problem_response(status, sorted(codes[status])) for status in sorted(codes)}
+
+
+def _problem_response(status: int, codes: list[str]) -> dict[str, Any]:
+    code_enum = {"type": "object", "properties": {"code": {"type": "string", "enum": codes}}, "required": ["code"]}
     return {
-        status: {"model": Problem, "description": HTTPStatus(status).phrase, "content": {PROBLEM_JSON: {}}}
-        for status in statuses
+        "description": HTTPStatus(status).phrase,
+        "content": {PROBLEM_JSON: {"schema": {"allOf": [component_ref(Problem), code_enum]}}},
     }

@@ -1,5 +1,5 @@
 """Pure-ASGI layers in front of the routes: request id, access log, security headers (no-store on the API),
-allowed hosts; then body size and content type."""
+allowed hosts; CORS; then body size and content type."""
 
 from __future__ import annotations
 
@@ -11,10 +11,13 @@ import uuid
 from collections.abc import Collection, Sequence
 from http import HTTPStatus
 
+from starlette.datastructures import Headers
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from usermgmt.entrypoints.http.client_ip import Networks, client_ip, forwarded_for
-from usermgmt.entrypoints.http.errors import PROBLEM_JSON
+from usermgmt.entrypoints.http.errors import PROBLEM_JSON, problem
 from usermgmt.entrypoints.logging import request_id_var
 
 access_logger = logging.getLogger("usermgmt.access")
@@ -34,11 +37,27 @@ async def _send_problem(send: Send, status: int, code: str, detail: str) -> None
     headers = [
         (b"content-type", PROBLEM_JSON.encode()),
         (b"content-length", str(len(body)).encode()),
-        (b"cache-control", b"no-store"),
         (b"connection", b"close"),
     ]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+class ProblemCORSMiddleware(CORSMiddleware):
+    """Starlette's CORS, with a refused preflight answered as 400 problem+json ``cors_preflight_refused`` (with the
+    same ``Vary`` and ``Access-Control-*`` headers) instead of text/plain."""
+
+    _REFUSED_PREFIX = "Disallowed CORS "
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code < 400:
+            return response
+        text = bytes(response.body).decode()
+        refused = text.removeprefix(self._REFUSED_PREFIX) if text.startswith(self._REFUSED_PREFIX) else "request"
+        headers = {k: v for k, v in response.headers.items() if k not in {"content-type", "content-length"}}
+        detail = f"The CORS preflight was refused: its {refused} is not allowed."
+        return problem(response.status_code, "cors_preflight_refused", detail, headers=headers)
 
 
 class RequestGuardMiddleware:
@@ -190,8 +209,8 @@ class RequestContextMiddleware:
         ]
         if self.hsts:
             extra.append((b"strict-transport-security", self.hsts))
-        if path.startswith("/api/"):  # user data and tokens: never cached (a route may set its own)
-            extra.append((b"cache-control", b"no-store"))
+        if path.startswith("/api/"):  # user data and tokens: never cached (the one place that says so)
+            extra += [(b"cache-control", b"no-store"), (b"pragma", b"no-cache")]  # Pragma: RFC 6749 5.1
         return extra
 
 

@@ -42,6 +42,16 @@ class LoginIn(RequestModel):
     password: SecretText = Field(repr=False)
 
 
+class LoginForm(BaseModel):
+    """The login body as the OAuth2 password grant's form (RFC 6749 4.3.2) that /docs sends. Its other fields
+    (``grant_type``, ``scope``, ``client_id``, ``client_secret``) are ignored."""
+
+    model_config = ConfigDict(extra="ignore", hide_input_in_errors=True)
+
+    username: LoginText = Field(description="Email address or username.")
+    password: SecretText = Field(repr=False, json_schema_extra={"format": "password"})
+
+
 class RefreshIn(RequestModel):
     refresh_token: TokenText = Field(repr=False)
 

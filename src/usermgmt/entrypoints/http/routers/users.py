@@ -8,9 +8,14 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Response, status
 
 from usermgmt.application import commands
+from usermgmt.application.handlers.change_password import ChangePasswordHandler
+from usermgmt.application.handlers.delete_account import DeleteAccountHandler
+from usermgmt.application.handlers.sessions import ListEventsHandler, ListSessionsHandler, RevokeSessionHandler
+from usermgmt.application.handlers.update_profile import UpdateProfileHandler
+from usermgmt.domain.errors import InvalidEmail, InvalidFullName, InvalidUsername, WeakPassword
 from usermgmt.domain.value_objects import SessionId
 from usermgmt.entrypoints.http import dependencies as deps
-from usermgmt.entrypoints.http.errors import responses
+from usermgmt.entrypoints.http.errors import field_errors, problem_responses
 from usermgmt.entrypoints.http.routers.presenters import (
     event_page_out,
     principal_out,
@@ -18,6 +23,7 @@ from usermgmt.entrypoints.http.routers.presenters import (
     session_out,
     user_out,
 )
+from usermgmt.entrypoints.http.routing import StrictJsonRoute
 from usermgmt.entrypoints.http.schemas import (
     ChangePasswordIn,
     DeleteAccountIn,
@@ -28,16 +34,22 @@ from usermgmt.entrypoints.http.schemas import (
     UserOut,
 )
 
-router = APIRouter(prefix="/api/v1/users/me", tags=["users"])
+router = APIRouter(prefix="/api/v1/users/me", tags=["users"], redirect_slashes=False, route_class=StrictJsonRoute)
 
 
-@router.get("", response_model=UserOut, responses=responses(401, 503))
+@router.get("", operation_id="users_me_get", response_model=UserOut, responses=problem_responses(bearer=True))
 async def get_me(principal: deps.CurrentPrincipal) -> UserOut:
     """The caller's profile."""
     return principal_out(principal)
 
 
-@router.patch("", response_model=UserOut, responses=responses(400, 401, 409, 413, 415, 422, 429, 503))
+@router.patch(
+    "",
+    operation_id="users_me_update",
+    response_model=UserOut,
+    responses=problem_responses(UpdateProfileHandler, body=True, bearer=True),
+)
+@field_errors(email=InvalidEmail, username=InvalidUsername, full_name=InvalidFullName)
 async def update_me(
     body: ProfilePatch, principal: deps.CurrentPrincipal, handler: deps.UpdateProfile, client: deps.Client
 ) -> UserOut:
@@ -58,9 +70,11 @@ async def update_me(
 
 @router.post(
     "/password",
+    operation_id="users_me_password_change",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=responses(400, 401, 403, 409, 413, 415, 422, 429, 503),
+    responses=problem_responses(ChangePasswordHandler, body=True, bearer=True),
 )
+@field_errors(new_password=WeakPassword)
 async def change_password(
     body: ChangePasswordIn, principal: deps.CurrentPrincipal, handler: deps.ChangePassword, client: deps.Client
 ) -> Response:
@@ -77,16 +91,30 @@ async def change_password(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.delete("", response_model=DeletionReceiptOut, responses=responses(400, 401, 403, 413, 415, 422, 429, 503))
+@router.delete(
+    "",
+    operation_id="users_me_delete",
+    response_model=DeletionReceiptOut,
+    responses=problem_responses(DeleteAccountHandler, body=True, bearer=True),
+)
 async def delete_me(
     body: DeleteAccountIn, principal: deps.CurrentPrincipal, handler: deps.DeleteAccount, client: deps.Client
 ) -> DeletionReceiptOut:
     """Erase the account and everything that names it. The answer is a receipt of what was erased."""
-    receipt = await handler(commands.DeleteAccount(user_id=principal.user_id, password=body.password, client=client))
+    receipt = await handler(
+        commands.DeleteAccount(
+            user_id=principal.user_id, session_id=principal.session_id, password=body.password, client=client
+        )
+    )
     return receipt_out(receipt)
 
 
-@router.get("/sessions", response_model=list[SessionOut], responses=responses(401, 503))
+@router.get(
+    "/sessions",
+    operation_id="users_me_sessions_list",
+    response_model=list[SessionOut],
+    responses=problem_responses(ListSessionsHandler, bearer=True),
+)
 async def list_sessions(principal: deps.CurrentPrincipal, handler: deps.ListSessions) -> list[SessionOut]:
     """The caller's live sessions, most recently used first."""
     views = await handler(commands.ListSessions(user_id=principal.user_id, current_session_id=principal.session_id))
@@ -94,7 +122,10 @@ async def list_sessions(principal: deps.CurrentPrincipal, handler: deps.ListSess
 
 
 @router.delete(
-    "/sessions/{session_id}", status_code=status.HTTP_204_NO_CONTENT, responses=responses(401, 404, 422, 503)
+    "/sessions/{session_id}",
+    operation_id="users_me_session_revoke",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(RevokeSessionHandler, parameters=True, bearer=True),
 )
 async def revoke_session(
     session_id: UUID, principal: deps.CurrentPrincipal, handler: deps.RevokeSession, client: deps.Client
@@ -104,7 +135,12 @@ async def revoke_session(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/events", response_model=EventPageOut, responses=responses(401, 422, 503))
+@router.get(
+    "/events",
+    operation_id="users_me_events_list",
+    response_model=EventPageOut,
+    responses=problem_responses(ListEventsHandler, parameters=True, bearer=True),
+)
 async def list_events(
     principal: deps.CurrentPrincipal,
     handler: deps.ListEvents,
