@@ -205,3 +205,18 @@ async def test_a_user_deleted_after_this_unit_of_work_read_them_is_left_out_of_i
         await uow.commit()
 
     assert await every_stored_event(uow, sql_engine) == [replace(failed, user_id=None), theirs]
+
+
+async def test_an_event_added_before_the_erasure_in_the_same_unit_of_work_goes_with_the_account(
+    uow: UnitOfWork, sql_engine: AsyncEngine | None
+) -> None:
+    user = new_user()
+    await given_users(uow, user)
+
+    async with uow:
+        await uow.events.add(event(user, EventType.LOGIN_SUCCEEDED))
+        receipt = await uow.users.erase(user.id)
+        await uow.commit()
+
+    assert receipt["security_events"] == 1
+    assert await every_stored_event(uow, sql_engine) == []

@@ -215,24 +215,31 @@ class InMemorySessionRepository:
         self.touched.add(session_id)
 
 
-def append_event(store: MemoryStore, event: SecurityEvent) -> None:
+def append_event(store: MemoryStore, event: SecurityEvent) -> StoredEvent:
     """Store the event's stored form, without its user if ``store`` has no such user (the foreign key's rule)."""
     stored = event.stored_form()
     if stored.user_id is not None and stored.user_id not in store.users:
         stored = dataclasses.replace(stored, user_id=None)
     position = (store.events[-1].id if store.events else 0) + 1
-    store.events.append(StoredEvent(id=position, event=stored))
+    row = StoredEvent(id=position, event=stored)
+    store.events.append(row)
+    return row
 
 
 class InMemoryEventRepository:
     def __init__(self, store: MemoryStore) -> None:
         self._store = store
-        self.pending: list[SecurityEvent] = []  # what the commit appends to the shared store
+        self._added: list[tuple[SecurityEvent, StoredEvent]] = []  # each event, and its row in the working copy
 
     async def add(self, event: SecurityEvent) -> None:
         """As the database does: an event naming a user who is gone (here, or by the commit) is kept without them."""
-        append_event(self._store, event)
-        self.pending.append(event)
+        self._added.append((event, append_event(self._store, event)))
+
+    def pending(self) -> list[SecurityEvent]:
+        """What the commit appends to the shared store: the events added here whose rows are still in the working
+        copy (an erasure in this unit of work deletes the ones it added before, as the database's would)."""
+        present = {id(row) for row in self._store.events}
+        return [event for event, row in self._added if id(row) in present]
 
     async def list_for_user(self, user_id: UserId, *, limit: int, before: int | None = None) -> Sequence[StoredEvent]:
         own = [e for e in reversed(self._store.events) if e.event.user_id == user_id]
@@ -297,7 +304,7 @@ class InMemoryUnitOfWork(UnitOfWork):
                 store.sessions.pop(session_id, None)
         store.retired = {h: sid for h, sid in store.retired.items() if sid in store.sessions}
         store.retired |= {h: sid for h, sid in working.retired.items() if sid in store.sessions}
-        for event in self.events.pending:
+        for event in self.events.pending():
             append_event(store, event)
 
         self.commits += 1
