@@ -17,7 +17,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -381,6 +381,19 @@ class Settings(BaseSettings):
             flat_names = sections[name].flat_names() if name in sections else (name,)
             for flat in flat_names:
                 yield f"{ENV_PREFIX}{flat.upper()}"
+
+    @classmethod
+    def variable_for(cls, loc: Sequence[str | int]) -> str:
+        """The environment variable of a validation error's location, e.g. ``("database", "pool_size")`` ->
+        ``USERMGMT_DATABASE_POOL_SIZE``; the dotted location itself when it names no single variable."""
+        sections = cls.sections()
+        if len(loc) == 1 and loc[0] in cls.model_fields and loc[0] not in sections:
+            return f"{ENV_PREFIX}{str(loc[0]).upper()}"
+        if len(loc) >= 2 and loc[0] in sections:
+            for flat, (field, key) in sections[str(loc[0])].flat_names().items():
+                if field == loc[1] and (key is None or (len(loc) > 2 and key == loc[2])):
+                    return f"{ENV_PREFIX}{flat.upper()}"
+        return ".".join(map(str, loc))
 
     @classmethod
     def nest(cls, data: Mapping[str, Any]) -> dict[str, Any]:

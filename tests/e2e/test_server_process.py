@@ -266,7 +266,7 @@ def test_every_stderr_line_of_serve_is_json_from_the_first(tmp_path: Path) -> No
         pytest.param({"signing_key_autogenerate": "false"}, "no signing key", None, id="no key"),
         pytest.param(
             {"database_pool_size": "lots-s3cret"},
-            "database_pool_size",
+            "USERMGMT_DATABASE_POOL_SIZE",
             "s3cret",
             id="invalid setting",
         ),

@@ -414,3 +414,17 @@ def test_readme_gives_the_default_rate_of_every_rule() -> None:
 def test_token_settings_alone_check_lifetimes() -> None:
     with pytest.raises(ValidationError, match="ACCESS_TOKEN_TTL"):
         TokenSettings(access_ttl=timedelta(days=31))
+
+
+@pytest.mark.parametrize(
+    ("loc", "variable"),
+    [
+        (("database", "pool_size"), "USERMGMT_DATABASE_POOL_SIZE"),
+        (("tokens", "access_ttl"), "USERMGMT_ACCESS_TOKEN_TTL"),
+        (("rate_limits", "ipv6_prefix"), "USERMGMT_RATE_LIMIT_IPV6_PREFIX"),
+        (("environment",), "USERMGMT_ENVIRONMENT"),
+        (("http", "no_such_field"), "http.no_such_field"),
+    ],
+)
+def test_a_validation_error_location_names_its_environment_variable(loc: tuple[str, ...], variable: str) -> None:
+    assert Settings.variable_for(loc) == variable

@@ -27,7 +27,7 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         keyring_from(Settings())  # load or generate the signing keys here, once, before any worker starts
     except ValidationError as error:  # the fields and rules only: an input value may be a secret
-        fields = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors(include_input=False)]
+        fields = [f"{Settings.variable_for(e['loc'])}: {e['msg']}" for e in error.errors(include_input=False)]
         logger.error("invalid settings: %s", "; ".join(fields))
         return 1
     except (KeyConfigurationError, OSError) as error:
