@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from usermgmt.application.results import DeletionReceipt, EventPage, Principal, SessionView, TokenPair
 from usermgmt.domain.model import User
 from usermgmt.entrypoints.http.schemas import (
@@ -16,28 +18,24 @@ from usermgmt.entrypoints.http.schemas import (
 
 
 def user_out(user: User) -> UserOut:
-    return UserOut(
-        id=user.id,
-        email=user.email.value,
-        username=user.username.value if user.username else None,
-        full_name=user.full_name.value if user.full_name else None,
-        email_verified=user.email_verified,
-        is_active=user.is_active,
-        created_at=user.created_at,
-        updated_at=user.updated_at,
-    )
+    return _profile_out(user.id, user)
 
 
 def principal_out(principal: Principal) -> UserOut:
+    """The caller's profile as the hot path read it (the same body as ``user_out``)."""
+    return _profile_out(principal.user_id, principal)
+
+
+def _profile_out(user_id: UUID, profile: User | Principal) -> UserOut:
     return UserOut(
-        id=principal.user_id,
-        email=principal.email.value,
-        username=principal.username.value if principal.username else None,
-        full_name=principal.full_name.value if principal.full_name else None,
-        email_verified=principal.email_verified,
-        is_active=principal.is_active,
-        created_at=principal.created_at,
-        updated_at=principal.updated_at,
+        id=user_id,
+        email=profile.email.value,
+        username=profile.username.value if profile.username else None,
+        full_name=profile.full_name.value if profile.full_name else None,
+        email_verified=profile.email_verified,
+        is_active=profile.is_active,
+        created_at=profile.created_at,
+        updated_at=profile.updated_at,
     )
 
 
