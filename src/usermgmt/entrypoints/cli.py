@@ -13,6 +13,12 @@ HEADER_TIMEOUT = 10.0  # seconds from the connection (or the request's first byt
 BODY_TIMEOUT = 30.0  # seconds from the end of the headers to the end of the body
 
 
+def _setting_error(variable: str, message: str) -> str:
+    """One invalid setting, as the log says it: the variable to fix (none for a rule across settings) and why."""
+    message = message.removeprefix("Value error, ")
+    return f"{variable}: {message}" if variable else message
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
     from pydantic import ValidationError
@@ -27,7 +33,7 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         keyring_from(Settings())  # load or generate the signing keys here, once, before any worker starts
     except ValidationError as error:  # the fields and rules only: an input value may be a secret
-        fields = [f"{Settings.variable_for(e['loc'])}: {e['msg']}" for e in error.errors(include_input=False)]
+        fields = [_setting_error(Settings.variable_for(e["loc"]), e["msg"]) for e in error.errors(include_input=False)]
         logger.error("invalid settings: %s", "; ".join(fields))
         return 1
     except (KeyConfigurationError, OSError) as error:
