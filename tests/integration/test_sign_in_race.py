@@ -1,35 +1,75 @@
-"""On PostgreSQL: a sign-in and a password change of the same account serialise on the user's row.
+"""On PostgreSQL and SQLite: a sign-in and a password change of the same account serialise on the user's row.
 
 Defect 2 of issue 12: a login whose password check began before a password change could commit its session after
-the change had ended every session, and that session stayed live. ``SessionIssuer`` now re-reads the user with
-``FOR UPDATE`` in the transaction that writes the session, and refuses when the password changed since the check.
-The interleaving is forced with the database's own locks, observed in ``pg_locks``: no sleeping on timing luck.
+the change had ended every session, and that session stayed live. ``SessionIssuer`` now re-reads the user for
+update in the transaction that writes the session and refuses when the password changed since the check, and
+``ChangePasswordHandler`` reads the user for update before it ends the sessions.
+
+The interleavings are forced: the real ``SessionIssuer`` is held inside its transaction by a second-factor policy
+that waits for the test, and a waiting writer is observed in ``pg_locks`` (PostgreSQL) or, on SQLite, which has
+no lock view, as a task that cannot finish while the other transaction is open.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import timedelta
+from uuid import uuid4
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.integration.builders import NOW, new_session, new_user
-from usermgmt.adapters.memory import FakeAccessTokenService, FrozenClock, SequentialIdGenerator
+from tests.integration.builders import NOW
+from usermgmt.adapters.memory import (
+    FakeAccessTokenService,
+    FakePasswordHasher,
+    FrozenClock,
+    InMemoryRateLimiter,
+    SequentialIdGenerator,
+)
 from usermgmt.adapters.refresh_tokens import SecretsRefreshTokenFactory
+from usermgmt.adapters.sqlalchemy.tables import sessions
 from usermgmt.adapters.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork
-from usermgmt.application.commands import ClientInfo
+from usermgmt.application.abuse import Guard, RateLimitPolicy, Throttle
+from usermgmt.application.commands import ChangePassword, ClientInfo
 from usermgmt.application.errors import InvalidCredentials
+from usermgmt.application.handlers.change_password import ChangePasswordHandler
 from usermgmt.application.handlers.session_issuer import PasswordCheck, ProvenFactor, SessionIssuer
+from usermgmt.application.ports import UnitOfWork
 from usermgmt.application.results import SignedIn
+from usermgmt.application.screening import PasswordScreen
 from usermgmt.domain.model import User
-from usermgmt.domain.value_objects import AuthMethod, PasswordHash
+from usermgmt.domain.password_policy import PasswordPolicy
+from usermgmt.domain.value_objects import AuthMethod, Email, PasswordHash, SessionId, UserId
 
 CLIENT = ClientInfo(user_agent="racer", ip="192.0.2.9")
+PASSWORD = "the owner's current password"
+NEW_PASSWORD = "an entirely different passphrase"
+BLOCKED_FOR = 0.5  # SQLite: how long a writer that should be waiting is watched not finishing
 
 
-def issuer(engine: AsyncEngine, clock: FrozenClock) -> SessionIssuer:
+@pytest.fixture(params=["postgresql", "sqlite"])
+def engine(request: pytest.FixtureRequest) -> AsyncEngine:
+    engine: AsyncEngine = request.getfixturevalue("clean_database" if request.param == "postgresql" else "clean_sqlite")
+    return engine
+
+
+class HeldInside:
+    """A second-factor policy that holds the sign-in inside its transaction (after its locked read of the user)
+    until the test lets it go."""
+
+    def __init__(self) -> None:
+        self.entered, self.release = asyncio.Event(), asyncio.Event()
+
+    async def further_methods(self, uow: UnitOfWork, user: User, amr: Sequence[AuthMethod]) -> tuple[str, ...]:
+        self.entered.set()
+        await self.release.wait()
+        return ()
+
+
+def issuer(engine: AsyncEngine, clock: FrozenClock, policy: HeldInside | None = None) -> SessionIssuer:
     return SessionIssuer(
         uow=SqlAlchemyUnitOfWork(engine),
         access_tokens=FakeAccessTokenService(clock),
@@ -37,7 +77,32 @@ def issuer(engine: AsyncEngine, clock: FrozenClock) -> SessionIssuer:
         clock=clock,
         ids=SequentialIdGenerator(),
         session_lifetime=timedelta(days=1),
+        second_factors=policy,
     )
+
+
+def change_password(engine: AsyncEngine, clock: FrozenClock) -> ChangePasswordHandler:
+    guard = Guard(Throttle(InMemoryRateLimiter(clock), RateLimitPolicy()), SqlAlchemyUnitOfWork(engine), clock)
+    return ChangePasswordHandler(
+        uow=SqlAlchemyUnitOfWork(engine),
+        hasher=FakePasswordHasher(),
+        screen=PasswordScreen(PasswordPolicy()),
+        clock=clock,
+        guard=guard,
+    )
+
+
+async def registered(engine: AsyncEngine) -> User:
+    user = User.register(
+        id=UserId(uuid4()),
+        email=Email(f"{uuid4().hex[:12]}@example.com"),
+        password_hash=FakePasswordHasher().hash_sync(PASSWORD),
+        now=NOW,
+    )
+    async with SqlAlchemyUnitOfWork(engine) as uow:
+        await uow.users.add(user)
+        await uow.commit()
+    return user
 
 
 def checked(user: User) -> ProvenFactor:
@@ -49,48 +114,65 @@ def checked(user: User) -> ProvenFactor:
     )
 
 
-async def waiting_for_a_row_lock(engine: AsyncEngine) -> bool:
-    async with engine.connect() as connection:
-        result = await connection.execute(
-            text("SELECT count(*) FROM pg_locks WHERE NOT granted AND locktype IN ('transactionid', 'tuple')")
-        )
-        return bool(result.scalar_one())
-
-
-async def until_blocked(engine: AsyncEngine) -> None:
+async def until_blocked(engine: AsyncEngine, task: asyncio.Task[object]) -> None:
+    """Return once ``task`` is waiting for the other transaction's lock; fail if it finishes instead."""
+    if engine.dialect.name == "sqlite":
+        done, _ = await asyncio.wait({task}, timeout=BLOCKED_FOR)
+        assert not done, "the writer finished while the other transaction held the database"
+        return
     for _ in range(500):
-        if await waiting_for_a_row_lock(engine):
-            return
+        async with engine.connect() as connection:
+            waiting = await connection.execute(
+                text(
+                    "SELECT count(*) FROM pg_locks JOIN pg_stat_activity USING (pid) "
+                    "WHERE NOT granted AND datname = current_database()"
+                )
+            )
+            if waiting.scalar_one():
+                return
+        assert not task.done(), "the writer finished while the other transaction held the row"
         await asyncio.sleep(0.01)
-    pytest.fail("the sign-in never waited for the password change's lock")
+    pytest.fail("the writer never waited for the other transaction's lock")
 
 
 async def live_sessions(engine: AsyncEngine, user: User) -> int:
     async with engine.connect() as connection:
-        result = await connection.execute(text("SELECT count(*) FROM sessions WHERE user_id = :u"), {"u": user.id})
+        result = await connection.execute(select(func.count()).where(sessions.c.user_id == user.id))
         return int(result.scalar_one())
 
 
-async def test_a_sign_in_waits_for_an_uncommitted_password_change_and_is_then_refused(
-    clean_database: AsyncEngine,
-) -> None:
-    engine, clock = clean_database, FrozenClock(NOW)
-    user = new_user()
-    async with SqlAlchemyUnitOfWork(engine) as uow:
-        await uow.users.add(user)
-        device = new_session(user)
-        await uow.sessions.add(device)
-        await uow.commit()
+async def test_a_password_change_waits_for_a_sign_in_in_flight_and_then_ends_its_session(engine: AsyncEngine) -> None:
+    clock = FrozenClock(NOW)
+    user = await registered(engine)
+    held = HeldInside()
+    sign_in = asyncio.create_task(issuer(engine, clock, held).sign_in(checked(user), CLIENT))
+    await held.entered.wait()  # the issuer holds the user's row, its session not yet written
+
+    clock.advance(timedelta(seconds=1))
+    command = ChangePassword(
+        user_id=user.id, session_id=SessionId(uuid4()), current_password=PASSWORD, new_password=NEW_PASSWORD
+    )
+    change = asyncio.create_task(change_password(engine, clock)(command))
+    await until_blocked(engine, change)
+    held.release.set()
+
+    assert isinstance(await sign_in, SignedIn)
+    assert await change == 1  # the session committed before the change read on, and the change ended it
+    assert await live_sessions(engine, user) == 0
+
+
+async def test_a_sign_in_waits_for_an_uncommitted_password_change_and_is_then_refused(engine: AsyncEngine) -> None:
+    clock = FrozenClock(NOW)
+    user = await registered(engine)
     factor = checked(user)  # the old password has just been verified by a login in flight
 
-    change = SqlAlchemyUnitOfWork(engine)
-    async with change:
-        current = await change.users.get(user.id)
+    async with SqlAlchemyUnitOfWork(engine) as change:  # what ChangePasswordHandler's transaction does
+        current = await change.users.get(user.id, for_update=True)
         assert current is not None
         current.change_password(PasswordHash("new-hash"), now=NOW + timedelta(seconds=1))
-        await change.users.update(current)  # the row is locked until this transaction ends
+        await change.users.update(current)
         sign_in = asyncio.create_task(issuer(engine, clock).sign_in(factor, CLIENT))
-        await until_blocked(engine)  # it is blocked on the row, not racing past it
+        await until_blocked(engine, sign_in)  # it waits for the row, it does not race past it
         await change.sessions.delete_for_user(user.id)
         await change.commit()
 
@@ -99,45 +181,8 @@ async def test_a_sign_in_waits_for_an_uncommitted_password_change_and_is_then_re
     assert await live_sessions(engine, user) == 0
 
 
-async def test_a_password_change_waits_for_an_uncommitted_sign_in_and_then_ends_its_session(
-    clean_database: AsyncEngine,
-) -> None:
-    engine = clean_database
-    user = new_user()
-    async with SqlAlchemyUnitOfWork(engine) as uow:
-        await uow.users.add(user)
-        await uow.commit()
-
-    locker = SqlAlchemyUnitOfWork(engine)
-    async with locker:  # a sign-in holding the row (as SessionIssuer does between its read and its commit)
-        assert await locker.users.get(user.id, for_update=True) is not None
-
-        async def change_password() -> int:
-            async with SqlAlchemyUnitOfWork(engine) as change:
-                current = await change.users.get(user.id)
-                assert current is not None
-                current.change_password(PasswordHash("new-hash"), now=NOW + timedelta(seconds=1))
-                await change.users.update(current)
-                revoked = await change.sessions.delete_for_user(user.id)
-                await change.commit()
-                return revoked
-
-        changing = asyncio.create_task(change_password())
-        await until_blocked(engine)
-        locker_session = new_session(user)
-        await locker.sessions.add(locker_session)
-        await locker.commit()
-
-    assert await changing == 1  # the change saw the session committed before it and ended it
-    assert await live_sessions(engine, user) == 0
-
-
-async def test_an_undisturbed_sign_in_starts_a_session(clean_database: AsyncEngine) -> None:
-    engine = clean_database
-    user = new_user()
-    async with SqlAlchemyUnitOfWork(engine) as uow:
-        await uow.users.add(user)
-        await uow.commit()
+async def test_an_undisturbed_sign_in_starts_a_session(engine: AsyncEngine) -> None:
+    user = await registered(engine)
 
     result = await issuer(engine, FrozenClock(NOW)).sign_in(checked(user), CLIENT)
 

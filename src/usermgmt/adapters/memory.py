@@ -48,9 +48,13 @@ class InMemoryUserRepository:
         self.loaded: dict[UserId, int] = {}  # the version this unit of work expects to overwrite next
         self.touched: set[UserId] = set()
         self.updated: set[UserId] = set()  # written back after a read: the commit checks their version
+        self.locked: set[UserId] = set()  # read for update: the commit checks no one else changed them
 
     async def get(self, user_id: UserId, *, for_update: bool = False) -> User | None:
-        # No lock to take: commits are checked against what this unit of work read, as the database's would be.
+        # No lock to take and no one to wait for: a row read for update that another unit of work changed before
+        # this one commits fails the commit instead (where the database would have made the other one wait).
+        if for_update:
+            self.locked.add(user_id)
         return self._load(self._store.users.get(user_id))
 
     async def get_by_email(self, email: Email) -> User | None:
@@ -281,9 +285,13 @@ class InMemoryUnitOfWork(UnitOfWork):
         if working is None:
             raise RuntimeError("commit() outside 'async with'")
         store, users, sessions = self.store, self.users, self.sessions
-        for user_id in users.updated:  # check everything first: a failed commit changes nothing
+        for user_id in users.updated | users.locked:  # check everything first: a failed commit changes nothing
             if store.versions.get(user_id) != users.base.get(user_id):
                 raise ConcurrentUpdate()
+        for session_id in sessions.added:
+            added = working.sessions.get(session_id)
+            if added is not None and added.user_id not in store.users and added.user_id not in users.touched:
+                raise ConcurrentUpdate()  # the user was erased meanwhile: the database's foreign key refuses it
         for user_id in users.touched:
             if user_id in working.users:
                 check_unique(store, working.users[user_id])

@@ -97,7 +97,15 @@ class SqlAlchemyUserRepository:
 
     async def get(self, user_id: UserId, *, for_update: bool = False) -> User | None:
         statement = select(users).where(users.c.id == user_id)
-        return await self._one(statement.with_for_update() if for_update else statement)
+        if not for_update:
+            return await self._one(statement)
+        if self._connection.dialect.name == "sqlite":
+            # SQLite has no row locks, and its driver begins a transaction only at the first write: a no-op write
+            # takes the database's write lock now, so a concurrent writer waits until this transaction ends.
+            await self._connection.execute(update(users).where(users.c.id == user_id).values(version=users.c.version))
+        # FOR NO KEY UPDATE: what an UPDATE of the row takes, so a concurrent update waits; foreign-key checks on
+        # the row (inserting a session or an event for the user) do not.
+        return await self._one(statement.with_for_update(key_share=True))
 
     async def get_by_email(self, email: Email) -> User | None:
         return await self._one(select(users).where(users.c.email_canonical == email.canonical))

@@ -57,7 +57,9 @@ class ChangePasswordHandler:
         await self._screen.check(new_password, email=user.email, username=user.username, full_name=user.full_name)
         new_hash = await self._hasher.hash(new_password)
         async with self._uow:
-            current = await load_user(self._uow, cmd.user_id)
+            # Locked first: a sign-in issuing a session for this user (SessionIssuer holds the row) commits before
+            # this reads on, so its session is among those ended below; one that starts later sees the new password.
+            current = await load_user(self._uow, cmd.user_id, for_update=True)
             if current.password_hash != user.password_hash:  # changed since we verified it
                 raise ConcurrentUpdate()
             now = self._clock.now()
