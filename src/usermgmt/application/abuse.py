@@ -162,12 +162,15 @@ class Guard:
         user_id: UserId | None,
         known_ip: Callable[[], Awaitable[bool]],
     ) -> None:
-        """Take a slot for one password check against ``account`` (a user id, or the canonical form of an unknown
-        login) before the hash is spent. ``known_ip`` is asked only when the account-wide window is full.
+        """Take a slot for one password check against ``account`` (the canonical login) before the hash is spent.
+        ``user_id`` (the account it found, if any) is named in the audit record of a rejection; ``known_ip`` is asked
+        only when the account-wide window is full.
 
         Raises: RateLimited.
         """
-        await self.hit(RateRule.LOGIN_FAILURES_PER_ACCOUNT_IP, self._account_ip(account, client), client=client)
+        await self.hit(
+            RateRule.LOGIN_FAILURES_PER_ACCOUNT_IP, self._account_ip(account, client), client=client, user_id=user_id
+        )
         try:
             await self._throttle.hit(RateRule.LOGIN_FAILURES_PER_ACCOUNT, account)
         except RateLimited as exc:

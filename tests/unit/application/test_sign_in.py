@@ -193,12 +193,12 @@ def rate_limits() -> RateLimitPolicy:
     return RateLimitPolicy(rates={RateRule.LOGIN_FAILURES_PER_ACCOUNT_IP: Rate(3, timedelta(minutes=15))})
 
 
-async def statuses(login: SignIn, spellings: Sequence[str]) -> list[str]:
-    """What each attempt with a wrong password answers, in order."""
+async def statuses(login: SignIn, spellings: Sequence[str], *, ip: str = "192.0.2.10") -> list[str]:
+    """What each attempt with a wrong password from ``ip`` answers, in order."""
     answers = []
     for spelling in spellings:
         try:
-            await login(Login(login=spelling, password="not the password", client=login_cmd().client))
+            await login(Login(login=spelling, password="not the password", client=login_cmd(ip=ip).client))
         except InvalidCredentials:
             answers.append("401")
         except RateLimited:
@@ -220,10 +220,10 @@ async def test_throttling_answers_alike_whether_or_not_the_account_exists(
 ) -> None:
     """An unknown login was counted under its folded text and a real one under its id: failures in one spelling
     followed by another gave 429 for an unknown address and 401 for a real one, telling them apart."""
-    unknown = await statuses(login, [variant] * 3 + [plain])
+    unknown = await statuses(login, [variant] * 3 + [plain], ip="198.51.100.1")
 
     await register(RegisterUser(email=_email_of(plain), password=ALICE_PASSWORD, username=_username_of(plain)))
-    known = await statuses(login, [variant] * 3 + [plain])
+    known = await statuses(login, [variant] * 3 + [plain], ip="198.51.100.2")
 
     assert unknown == known == ["401", "401", "401", "429"]
 
@@ -234,3 +234,17 @@ def _email_of(plain: str) -> str:
 
 def _username_of(plain: str) -> str | None:
     return None if "@" in plain else plain
+
+
+async def test_throttling_does_not_link_a_username_to_its_email_address(
+    login: SignIn, register: RegisterUserHandler
+) -> None:
+    """Review of issue 12: with accounts keyed by user id, failures as ``victim`` made ``victim@example.com`` answer
+    429 while another real address answered 401: a public username told which email address was its owner's."""
+    await register(RegisterUser(email="victim@example.com", password=ALICE_PASSWORD, username="victim"))
+    await register(RegisterUser(email="other@example.com", password=ALICE_PASSWORD, username="other"))
+
+    assert await statuses(login, ["victim"] * 3) == ["401", "401", "401"]
+
+    assert await statuses(login, ["victim@example.com", "other@example.com"]) == ["401", "401"]
+    assert await statuses(login, ["VICTIM"]) == ["429"]  # the spelling that was guessed is throttled

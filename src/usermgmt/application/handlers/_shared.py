@@ -32,10 +32,11 @@ def parse_login(text: str) -> Email | Username | None:
         return None
 
 
-def unknown_login_key(login: Email | Username | None, text: str) -> str:
-    """The rate-limit key of a login that matches no account: the same canonical form that would have found one,
-    so that no spelling of an address is throttled differently from how a real account would be."""
-    return f"unknown:{login.canonical if login is not None else canonical(text.strip())}"
+def login_key(login: Email | Username | None, text: str) -> str:
+    """The key of a login's account limits: the canonical form of what was typed (the form that finds accounts),
+    for every attempt, whether or not an account answers to it. Throttling then says nothing about accounts: not
+    whether one exists, nor which email address and username belong together."""
+    return f"login:{login.canonical if login is not None else canonical(text.strip())}"
 
 
 async def confirm_password(

@@ -6,7 +6,7 @@ from usermgmt.application import commands
 from usermgmt.application.abuse import Guard, RateRule
 from usermgmt.application.audit import security_event
 from usermgmt.application.errors import InvalidCredentials, RateLimited, ServiceUnavailable
-from usermgmt.application.handlers._shared import parse_login, unknown_login_key
+from usermgmt.application.handlers._shared import login_key, parse_login
 from usermgmt.application.handlers.session_issuer import PasswordCheck, ProvenFactor, SessionIssuer
 from usermgmt.application.ports import Clock, PasswordHasher, UnitOfWork
 from usermgmt.application.results import SignInResult
@@ -23,8 +23,9 @@ class LoginHandler:
     Throttling: every attempt counts against the client IP; each password check takes a slot, before the hash,
     against the account from that IP (10 per 15 minutes by default) and against the account from anywhere (a higher
     ceiling). The account-wide ceiling does not apply to an IP the owner already has a live session from, so an
-    attacker cannot lock the owner out everywhere. A login that names no account is keyed by the canonical form
-    that would have found one, so throttling answers alike for accounts that exist and those that do not.
+    attacker cannot lock the owner out everywhere. Both account limits are keyed by the canonical login, never by
+    the account it finds, so throttling answers alike whether or not an account exists (an account reached by its
+    email address and by its username has a budget for each).
     """
 
     raises: ClassVar[tuple[type[DomainError], ...]] = (
@@ -52,7 +53,7 @@ class LoginHandler:
                     user = await self._uow.users.get_by_email(login)
                 else:
                     user = await self._uow.users.get_by_username(login)
-        account = str(user.id) if user is not None else unknown_login_key(login, cmd.login)
+        account = login_key(login, cmd.login)
         await self._guard.reserve_password_check(
             account, client, user_id=user.id if user else None, known_ip=lambda: self._is_known_ip(user, client)
         )
@@ -70,13 +71,19 @@ class LoginHandler:
         return await self._issuer.sign_in(factor, client)
 
     async def _is_known_ip(self, user: User | None, client: commands.ClientInfo) -> bool:
-        """Whether the owner has a live session from ``client``'s address."""
+        """Whether the owner has a live session from ``client``'s address (its IPv6 network, as per-IP limits
+        group addresses: a device whose temporary IPv6 address rotated is still known)."""
         if user is None or client.ip is None:
             return False
         now = self._clock.now()
+        key = self._guard.client_key(client)
         async with self._uow:
             sessions = await self._uow.sessions.list_for_user(user.id)
-        return any(s.ip == client.ip and not s.is_expired(now) for s in sessions)
+        return any(
+            not s.is_expired(now) and self._guard.client_key(commands.ClientInfo(ip=s.ip)) == key
+            for s in sessions
+            if s.ip is not None
+        )
 
     async def _failed(self, user: User | None, client: commands.ClientInfo, *, reason: str) -> NoReturn:
         async with self._uow:
