@@ -71,7 +71,9 @@ class Section(BaseModel):
     """A frozen group of settings. Each field's ``validation_alias`` is its flat name: ``USERMGMT_`` + that name in
     capitals is its environment variable. Fields are also accepted by their own name."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", validate_by_name=True, validate_by_alias=True)
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", validate_by_name=True, validate_by_alias=True, hide_input_in_errors=True
+    )
     # Fields that are a mapping with one flat name per key (``flat_names`` of the subclass names them).
     keyed_fields: ClassVar[frozenset[str]] = frozenset()
 
@@ -350,7 +352,11 @@ class Settings(BaseSettings):
     table is checked against ``env_names()`` by tests/unit/test_config.py).
     """
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_file=".env", extra="ignore", frozen=True)
+    # Errors never echo input: a value may be a password (a database URL), and a rule across settings would
+    # otherwise print all of them.
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_file=".env", extra="ignore", frozen=True, hide_input_in_errors=True
+    )
 
     environment: Environment = Field(
         Environment.DEVELOPMENT, description="development or production (refuses development-only settings)."

@@ -101,6 +101,8 @@ def load_keyring(
     """
     keys: list[SigningKey] = []
     if directory.is_dir():
+        if production:
+            _check_not_writable_by_others(directory)
         for path in sorted(directory.glob("*.pem")):
             if production:
                 _check_private(path)
@@ -138,6 +140,16 @@ def _check_private(path: Path) -> None:
         raise KeyConfigurationError(
             f"{path} grants access to its group or others (mode {mode:04o}); with USERMGMT_ENVIRONMENT=production "
             f"a signing key in USERMGMT_SIGNING_KEYS_DIR must be readable by its owner only: chmod 600 {path}"
+        )
+
+
+def _check_not_writable_by_others(directory: Path) -> None:
+    """Whoever may write the folder may add a key that sorts last and signs."""
+    mode = stat.S_IMODE(directory.stat().st_mode)
+    if mode & 0o022:
+        raise KeyConfigurationError(
+            f"{directory} is writable by its group or others (mode {mode:04o}); with USERMGMT_ENVIRONMENT=production "
+            f"anyone who can add a file there can add a signing key: chmod go-w {directory}"
         )
 
 

@@ -6,6 +6,10 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from usermgmt.config import Settings
 
 logger = logging.getLogger("usermgmt.cli")
 
@@ -19,23 +23,35 @@ def _setting_error(variable: str, message: str) -> str:
     return f"{variable}: {message}" if variable else message
 
 
-def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
+def load_settings() -> Settings | None:
+    """The settings, or None after logging why they are invalid: the variables and rules only, never a value (it
+    may be a secret, such as the database URL's password)."""
     from pydantic import ValidationError
 
-    from usermgmt.adapters.keys import KeyConfigurationError
     from usermgmt.config import Settings
+
+    try:
+        return Settings()
+    except ValidationError as error:
+        fields = [_setting_error(Settings.variable_for(e["loc"]), e["msg"]) for e in error.errors(include_input=False)]
+        logger.error("invalid settings: %s", "; ".join(fields))
+        return None
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from usermgmt.adapters.keys import KeyConfigurationError
     from usermgmt.container import keyring_from
     from usermgmt.entrypoints.http.server import deadline_protocol
     from usermgmt.entrypoints.logging import configure_logging, logging_config
 
     configure_logging(args.log_level)  # first: every line on stderr is JSON, the key loading's included
-    try:
-        keyring_from(Settings())  # load or generate the signing keys here, once, before any worker starts
-    except ValidationError as error:  # the fields and rules only: an input value may be a secret
-        fields = [_setting_error(Settings.variable_for(e["loc"]), e["msg"]) for e in error.errors(include_input=False)]
-        logger.error("invalid settings: %s", "; ".join(fields))
+    settings = load_settings()
+    if settings is None:
         return 1
+    try:
+        keyring_from(settings)  # load or generate the signing keys here, once, before any worker starts
     except (KeyConfigurationError, OSError) as error:
         logger.error("cannot load the signing keys: %s", error)
         return 1
@@ -61,10 +77,12 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _migrate(args: argparse.Namespace) -> int:
     from usermgmt.adapters.sqlalchemy import migrations
-    from usermgmt.config import Settings
 
-    url = Settings().database.url
-    if args.downgrade or args.revision.startswith("-"):
+    settings = load_settings()
+    if settings is None:
+        return 1
+    url = settings.database.url
+    if args.downgrade or args.revision.startswith("-") or args.revision == "base":
         migrations.downgrade(url, args.revision)
     else:
         migrations.upgrade(url, args.revision)
@@ -76,8 +94,12 @@ def _purge_sessions(_: argparse.Namespace) -> int:
 
     from usermgmt.container import build_container, close_resources
 
+    settings = load_settings()
+    if settings is None:
+        return 1
+
     async def purge() -> int:
-        container = build_container()
+        container = build_container(settings)
         try:
             return int(await container.purge_expired_sessions()())
         finally:

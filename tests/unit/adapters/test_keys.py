@@ -331,3 +331,25 @@ def test_development_accepts_what_production_refuses(tmp_path: Path) -> None:
     ring = load_keyring(directory)
 
     assert [k.kid for k in ring.keys] == [generated.kid, readable.kid]
+
+
+@pytest.mark.parametrize("mode", [0o775, 0o777, 0o757])
+def test_production_refuses_a_keys_folder_others_may_write(tmp_path: Path, mode: int) -> None:
+    """Whoever may add a file there may add a key that sorts last, and it would sign (review of issue 12)."""
+    directory = tmp_path / "keys"
+    directory.mkdir()
+    write_private_key(directory, "20270101T000000Z-a.pem")
+    directory.chmod(mode)
+
+    with pytest.raises(KeyConfigurationError, match="chmod go-w"):
+        load_keyring(directory, production=True)
+    assert load_keyring(directory).keys  # development does not mind
+
+
+def test_production_accepts_a_keys_folder_only_its_owner_may_write(tmp_path: Path) -> None:
+    directory = tmp_path / "keys"
+    directory.mkdir()
+    key = write_private_key(directory, "20270101T000000Z-a.pem")
+    directory.chmod(0o755)
+
+    assert [k.kid for k in load_keyring(directory, production=True).keys] == [key.kid]

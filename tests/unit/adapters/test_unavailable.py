@@ -58,8 +58,6 @@ NOT_UNAVAILABLE = [
     asyncpg.UniqueViolationError("duplicate key"),  # 23505
     asyncpg.ForeignKeyViolationError("violates foreign key constraint"),  # 23503
     asyncpg.StringDataRightTruncationError("value too long"),  # 22001
-    asyncpg.InvalidPasswordError("password authentication failed"),  # 28P01: a configuration error
-    asyncpg.InvalidCatalogNameError('database "x" does not exist'),  # 3D000: a configuration error
     asyncpg.ObjectInUseError("object in use"),  # 55006
     # asyncpg's client-side errors are not outages by their type: a wrong argument or a connection used twice is ours.
     asyncpg_base.DataError("invalid input for query argument $1"),
@@ -83,6 +81,25 @@ def test_connection_resource_and_operator_sqlstates_are_unavailability(
 def test_query_and_configuration_errors_are_not(driver_error: BaseException, connecting: bool) -> None:
     for error in ways_to_see(driver_error):
         assert not is_unavailable(error, connecting=connecting), repr(error)
+
+
+@pytest.mark.parametrize(
+    "refused",
+    [
+        asyncpg.InvalidPasswordError("password authentication failed"),  # 28P01: a rotated password, say
+        asyncpg.InvalidAuthorizationSpecificationError("no pg_hba.conf entry"),  # 28000
+        asyncpg.InvalidCatalogNameError('database "x" does not exist'),  # 3D000: dropped or renamed
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_a_database_that_cannot_be_reached_with_our_credentials_is_unavailable_on_connect(
+    refused: BaseException,
+) -> None:
+    """The database cannot be reached with what the service was given: 503 to clients (nothing they sent is wrong),
+    and the service recovers without a restart once it can connect again."""
+    for error in ways_to_see(refused):
+        assert is_unavailable(error, connecting=True)
+        assert not is_unavailable(error, connecting=False)
 
 
 def test_a_database_refusing_sessions_is_unavailable_only_when_connecting() -> None:

@@ -14,6 +14,7 @@ from usermgmt.application.handlers.refresh_session import RefreshSessionHandler
 from usermgmt.application.results import TokenPair
 from usermgmt.domain.events import EventType
 from usermgmt.domain.model import User
+from usermgmt.domain.value_objects import AuthMethod
 
 
 @pytest.fixture
@@ -245,3 +246,18 @@ async def test_logout_is_recorded_only_when_it_ended_something(
     assert uow.kinds().count(EventType.LOGGED_OUT) == 1
     event = uow.recorded[-1]
     assert (event.user_id, event.session_id) == (alice.id, pair.session_id)
+
+
+async def test_a_refreshed_token_carries_how_and_when_the_session_began_not_the_refresh(
+    refresh: RefreshSessionHandler, clock: FrozenClock, access_tokens: FakeAccessTokenService, pair: TokenPair
+) -> None:
+    signed_in_at = clock.now()
+    first = access_tokens.verify(pair.access_token)
+    clock.advance(timedelta(hours=1))
+
+    new = await refresh(refresh_cmd(pair.refresh_token))
+
+    claims = access_tokens.verify(new.access_token)
+    assert (first.amr, first.auth_time) == ((AuthMethod.PASSWORD,), signed_in_at)
+    assert (claims.amr, claims.auth_time) == ((AuthMethod.PASSWORD,), signed_in_at)
+    assert claims.expires_at > first.expires_at  # a new token all the same

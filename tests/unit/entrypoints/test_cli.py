@@ -62,3 +62,37 @@ def test_serve_refuses_a_deadline_that_is_not_a_positive_number_of_seconds(
         parse_args(["serve", option, value])
     assert exited.value.code == 2
     assert f"argument {option}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [["migrate"], ["migrate", "base"], ["purge-sessions"]])
+def test_invalid_settings_stop_every_command_without_printing_a_value(
+    command: list[str],
+    isolated: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Review of issue 12: a rule across settings (the production guard) made pydantic print every setting's value
+    in its traceback, the database URL's password included, from ``migrate``, which the image runs before ``serve``."""
+    monkeypatch.setenv("USERMGMT_ENVIRONMENT", "production")
+    monkeypatch.setenv("USERMGMT_DATABASE_URL", "postgresql+asyncpg://u:TopSecretPassword@db.invalid/x")
+
+    assert main(command) == 1
+
+    said = capsys.readouterr()
+    assert "TopSecretPassword" not in said.out + said.err + caplog.text
+    assert "invalid settings" in caplog.text
+    assert "USERMGMT_TRUSTED_HOSTS" in caplog.text
+
+
+def test_migrate_base_goes_down_to_base(isolated: Path) -> None:
+    """Review of issue 12: ``migrate base`` was taken as an upgrade target and silently did nothing."""
+    import sqlite3
+
+    database = isolated / "var" / "usermgmt.db"
+    assert main(["migrate"]) == 0
+    assert main(["migrate", "base"]) == 0
+
+    with sqlite3.connect(database) as connection:
+        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert "users" not in tables

@@ -38,7 +38,12 @@ UNAVAILABLE_SQLSTATES = frozenset({"55P03"})
 # Single SQLSTATEs only while a connection is being opened: 55000 object_not_in_prerequisite_state is how a
 # database that refuses new sessions (ALTER DATABASE ... WITH ALLOW_CONNECTIONS false) answers a connect. Raised by
 # a statement, 55000 is a bug of ours (currval before nextval, say), so elsewhere it stays an error.
-UNAVAILABLE_ON_CONNECT_SQLSTATES = frozenset({"55000"})
+#   3D000 invalid_catalog_name and class 28 (invalid authorization: 28000, 28P01 invalid_password) say the same of
+#   a connect: the database cannot be reached with what we were given (it was dropped or renamed, a password was
+#   rotated), and the service recovers without a restart once it can. Only /readyz and the log can tell an operator
+#   more; a client gets 503.
+UNAVAILABLE_ON_CONNECT_SQLSTATES = frozenset({"55000", "3D000"})
+UNAVAILABLE_ON_CONNECT_SQLSTATE_CLASSES = _ON_CONNECT_CLASSES = frozenset({"28"})
 # SQLite primary result codes (sqlite3 errors carry ``sqlite_errorcode``; the low byte is the primary code): the
 # file is locked by another writer past the busy timeout, cannot be opened or read, or the disk or memory is full.
 UNAVAILABLE_SQLITE_CODES = frozenset(
@@ -79,7 +84,12 @@ def _says_unavailable(error: BaseException, *, connecting: bool) -> bool:
     if isinstance(sqlstate, str) and (
         sqlstate[:2] in UNAVAILABLE_SQLSTATE_CLASSES
         or sqlstate in UNAVAILABLE_SQLSTATES
-        or (connecting and sqlstate in UNAVAILABLE_ON_CONNECT_SQLSTATES)
+        or (
+            connecting
+            and (
+                sqlstate in UNAVAILABLE_ON_CONNECT_SQLSTATES or sqlstate[:2] in UNAVAILABLE_ON_CONNECT_SQLSTATE_CLASSES
+            )
+        )
     ):
         return True
     code = getattr(error, "sqlite_errorcode", None)

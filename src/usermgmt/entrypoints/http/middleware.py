@@ -151,7 +151,7 @@ class RequestContextMiddleware:
         request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
         token = request_id_var.set(request_id)
         started = time.perf_counter()
-        status = 500
+        status: int | None = None  # no answer at all: the client went away, or the server's deadline closed it
         extra = self._extra_headers(scope["path"], request_id)
 
         async def send_with_headers(message: Message) -> None:
@@ -173,14 +173,14 @@ class RequestContextMiddleware:
                 self._log(scope, status, time.perf_counter() - started)
             request_id_var.reset(token)
 
-    def _log(self, scope: Scope, status: int, seconds: float) -> None:
+    def _log(self, scope: Scope, status: int | None, seconds: float) -> None:
         forwarded = forwarded_for([v.decode("latin-1") for k, v in scope["headers"] if k == b"x-forwarded-for"])
         peer = scope["client"][0] if scope.get("client") else None
         access_logger.info(
             "%s %s %s",
             scope["method"],
             scope["path"],
-            status,
+            status if status is not None else "- (no answer)",
             extra={
                 "method": scope["method"],
                 "path": scope["path"],

@@ -22,7 +22,7 @@ from usermgmt.entrypoints.http.routers.presenters import token_pair_out, user_ou
 from usermgmt.entrypoints.http.routing import StrictJsonRoute, parse_json
 from usermgmt.entrypoints.http.schemas import LoginForm, LoginIn, RefreshIn, RegisterIn, TokenPairOut, UserOut
 
-router = APIRouter(prefix="/api/v1/auth", tags=["auth"], redirect_slashes=False, route_class=StrictJsonRoute)
+router = APIRouter(prefix="/api/v1/auth", tags=["auth"], route_class=StrictJsonRoute)
 
 
 @router.post(

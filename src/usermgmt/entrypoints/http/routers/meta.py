@@ -11,7 +11,7 @@ from usermgmt.entrypoints.http.errors import problem_responses
 from usermgmt.entrypoints.http.routing import StrictJsonRoute
 from usermgmt.entrypoints.http.schemas import HealthOut, JwksOut
 
-router = APIRouter(tags=["meta"], redirect_slashes=False, route_class=StrictJsonRoute)
+router = APIRouter(tags=["meta"], route_class=StrictJsonRoute)
 
 
 @router.get("/.well-known/jwks.json", operation_id="meta_jwks", response_model=JwksOut, responses=problem_responses())

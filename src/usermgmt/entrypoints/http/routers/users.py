@@ -34,7 +34,7 @@ from usermgmt.entrypoints.http.schemas import (
     UserOut,
 )
 
-router = APIRouter(prefix="/api/v1/users/me", tags=["users"], redirect_slashes=False, route_class=StrictJsonRoute)
+router = APIRouter(prefix="/api/v1/users/me", tags=["users"], route_class=StrictJsonRoute)
 
 
 @router.get("", operation_id="users_me_get", response_model=UserOut, responses=problem_responses(bearer=True))
