@@ -57,9 +57,9 @@ async def test_instances_share_counters_through_redis(key: str) -> None:
     assert [s.remaining for s in statuses] == [2, 1, 0]
     assert not over.allowed
     assert 0 < over.reset_after <= 60
-    assert not (await first.peek(RATE, key)).allowed
+    assert not (await first.hit(RATE, key)).allowed
     await second.clear(RATE, key)
-    assert (await first.peek(RATE, key)).allowed
+    assert (await first.hit(RATE, key)).allowed
 
 
 async def test_memory_storage_counts_per_process(key: str) -> None:

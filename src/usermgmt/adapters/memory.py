@@ -468,9 +468,5 @@ class InMemoryRateLimiter:
             hits.append(self._clock.now())
         return self._status(rate, hits, allowed=allowed)
 
-    async def peek(self, rate: Rate, key: str) -> RateStatus:
-        hits = self._window(rate, key)
-        return self._status(rate, hits, allowed=len(hits) < rate.limit)
-
     async def clear(self, rate: Rate, key: str) -> None:
         self._hits.pop(key, None)

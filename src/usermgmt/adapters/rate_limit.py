@@ -36,11 +36,6 @@ class LimitsRateLimiter:
         allowed = await self._strategy.hit(item, self._namespace, key)
         return await self._status(item, key, allowed=allowed)
 
-    async def peek(self, rate: Rate, key: str) -> RateStatus:
-        item = _item(rate)
-        allowed = await self._strategy.test(item, self._namespace, key)
-        return await self._status(item, key, allowed=allowed)
-
     async def clear(self, rate: Rate, key: str) -> None:
         await self._strategy.clear(_item(rate), self._namespace, key)
 
@@ -68,14 +63,6 @@ class FallbackRateLimiter:
             except Exception as exc:  # the limits/Redis client raises many types; all mean "storage unusable"
                 self._trip(exc)
         return await self._fallback.hit(rate, key)
-
-    async def peek(self, rate: Rate, key: str) -> RateStatus:
-        if self._primary_usable():
-            try:
-                return await self._primary.peek(rate, key)
-            except Exception as exc:
-                self._trip(exc)
-        return await self._fallback.peek(rate, key)
 
     async def clear(self, rate: Rate, key: str) -> None:
         if self._primary_usable():

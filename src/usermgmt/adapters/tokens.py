@@ -25,17 +25,15 @@ VERIFIED_CACHE_SIZE = 10_000
 
 
 class TokenPurpose(Enum):
-    """What a JWT signed with our keys is for. Each purpose has its own ``typ`` header, and any purpose but access
-    its own audience (``<audience>:<purpose>``), so a token of one kind never passes as another: not here, and not
-    in a service that checks only ``aud``."""
+    """What a JWT signed with our keys is for, stated in its ``typ`` header and checked on every verification, so a
+    token of one purpose never passes as another. A purpose added later (a sign-in challenge, say) also gets its own
+    audience, so that services which check only ``aud`` refuse it too."""
 
-    ACCESS = ("at+jwt", "")  # RFC 9068
+    ACCESS = "at+jwt"  # RFC 9068
 
-    def __init__(self, typ: str, audience_suffix: str) -> None:
-        self.typ, self.audience_suffix = typ, audience_suffix
-
-    def audience(self, base: str) -> str:
-        return f"{base}:{self.audience_suffix}" if self.audience_suffix else base
+    @property
+    def typ(self) -> str:
+        return str(self.value)
 
 
 class JoseAccessTokenService:
@@ -91,7 +89,7 @@ class JoseAccessTokenService:
         issued_at = int(self._clock.now().timestamp())
         claims = {
             "iss": self._issuer,
-            "aud": purpose.audience(self._audience),
+            "aud": self._audience,
             "sub": subject,
             "jti": secrets.token_urlsafe(16),
             "iat": issued_at,
@@ -121,7 +119,7 @@ class JoseAccessTokenService:
                 token,
                 verifier,
                 algorithms=[ALGORITHM],
-                audience=purpose.audience(self._audience),
+                audience=self._audience,
                 issuer=self._issuer,
                 options=self._options,
             )

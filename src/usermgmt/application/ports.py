@@ -242,9 +242,6 @@ class RateLimiter(Protocol):
     async def hit(self, rate: Rate, key: str) -> RateStatus:
         """Count one hit; ``allowed`` is False (and nothing is counted) when the window is already full."""
 
-    async def peek(self, rate: Rate, key: str) -> RateStatus:
-        """The state of the window without counting a hit."""
-
     async def clear(self, rate: Rate, key: str) -> None: ...
 
 

@@ -10,7 +10,7 @@ from usermgmt.application.handlers._shared import login_key, parse_login
 from usermgmt.application.handlers.session_issuer import PasswordCheck, ProvenFactor, SessionIssuer
 from usermgmt.application.ports import Clock, PasswordHasher, UnitOfWork
 from usermgmt.application.results import SignInResult
-from usermgmt.domain.errors import DomainError, UserInactive
+from usermgmt.domain.errors import DomainError
 from usermgmt.domain.events import EventType
 from usermgmt.domain.model import User
 from usermgmt.domain.value_objects import AuthMethod, Email, PlainPassword
@@ -31,8 +31,8 @@ class LoginHandler:
     raises: ClassVar[tuple[type[DomainError], ...]] = (
         RateLimited,
         InvalidCredentials,
-        UserInactive,
         ServiceUnavailable,
+        *SessionIssuer.raises,
     )
 
     def __init__(
