@@ -50,6 +50,7 @@ UNAVAILABLE_ANYWHERE = [
     asyncpg.IdleSessionTimeoutError("terminating connection due to idle-session timeout"),  # 57P05
     asyncpg.QueryCanceledError("canceling statement due to statement timeout"),  # 57014: see engine.py
     asyncpg.LockNotAvailableError("canceling statement due to lock timeout"),  # 55P03
+    asyncpg.ReadOnlySQLTransactionError("cannot execute INSERT in a read-only transaction"),  # 25006: a standby
 ]
 
 NOT_UNAVAILABLE = [

@@ -34,7 +34,9 @@ UNAVAILABLE_SQLSTATE_CLASSES = frozenset({"08", "53", "57"})
 # Single SQLSTATEs, wherever they are raised:
 #   55P03 lock_not_available: lock_timeout expired while waiting for a row or table lock; the same as 57014 for a
 #         statement that waited on a lock (we never use NOWAIT, the other source of 55P03).
-UNAVAILABLE_SQLSTATES = frozenset({"55P03"})
+#   25006 read_only_sql_transaction: a write reached a server that is (now) a read-only standby, as right after a
+#         failover while the old primary's address still answers; writes work again once it points at the primary.
+UNAVAILABLE_SQLSTATES = frozenset({"55P03", "25006"})
 # Single SQLSTATEs only while a connection is being opened: 55000 object_not_in_prerequisite_state is how a
 # database that refuses new sessions (ALTER DATABASE ... WITH ALLOW_CONNECTIONS false) answers a connect. Raised by
 # a statement, 55000 is a bug of ours (currval before nextval, say), so elsewhere it stays an error.
