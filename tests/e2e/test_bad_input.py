@@ -238,3 +238,20 @@ async def test_every_json_route_accepts_utf8_json_only(
 
     assert_problem(response, 400, "malformed_json")
     assert (await client.get(ME, headers=account.auth)).status_code == 200  # and nothing happened
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"username=a%40example.com&password=%FF%FE", b"username=a%40example.com&password=\xff\xfe"],
+    ids=["percent-escaped", "raw"],
+)
+async def test_a_login_form_that_is_not_utf8_is_malformed_not_a_password(
+    client: httpx.AsyncClient, body: bytes
+) -> None:
+    """Review of issue 12: invalid bytes were decoded as U+FFFD, so different byte strings made the same password."""
+    response = await client.post(
+        "/api/v1/auth/login", content=body, headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "malformed_json"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import urllib.parse
 from collections.abc import Callable, Coroutine
 from typing import Any, NoReturn
 
@@ -35,6 +36,17 @@ def parse_json(body: bytes) -> Any:
         raise json.JSONDecodeError("The body is nested too deeply", "", 0) from None
     except ValueError as exc:  # an integer too long to convert, or NaN/Infinity
         raise json.JSONDecodeError(str(exc), "", 0) from None
+
+
+def parse_form(body: bytes) -> dict[str, str]:
+    """The fields of an ``application/x-www-form-urlencoded`` body, UTF-8 only, percent-escapes included (a later
+    field of the same name wins). Raises: ``json.JSONDecodeError``, so that it is answered like every undecodable
+    body (400 ``malformed_json``) instead of turning invalid bytes into U+FFFD, which would make different byte
+    strings the same password."""
+    try:
+        return dict(urllib.parse.parse_qsl(body.decode("utf-8"), keep_blank_values=True, errors="strict"))
+    except (UnicodeDecodeError, ValueError):
+        raise json.JSONDecodeError("The form is not UTF-8", "", 0) from None
 
 
 class _StrictJsonRequest(Request):

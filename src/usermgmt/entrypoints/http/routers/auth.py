@@ -19,7 +19,7 @@ from usermgmt.entrypoints.http import dependencies as deps
 from usermgmt.entrypoints.http.errors import field_errors, problem_responses
 from usermgmt.entrypoints.http.openapi import component_ref
 from usermgmt.entrypoints.http.routers.presenters import token_pair_out, user_out
-from usermgmt.entrypoints.http.routing import StrictJsonRoute, parse_json
+from usermgmt.entrypoints.http.routing import StrictJsonRoute, parse_form, parse_json
 from usermgmt.entrypoints.http.schemas import LoginForm, LoginIn, RefreshIn, RegisterIn, TokenPairOut, UserOut
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"], route_class=StrictJsonRoute)
@@ -61,7 +61,7 @@ async def _login_body(request: Request) -> LoginIn:
     media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     try:
         if media_type == FORM:
-            form = LoginForm.model_validate(dict((await request.form()).items()))
+            form = LoginForm.model_validate(parse_form(await request.body()))
             return LoginIn(login=form.username, password=form.password)
         return LoginIn.model_validate(parse_json(await request.body()))
     except json.JSONDecodeError as exc:
