@@ -13,7 +13,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from tests.support.database import create_database, drop_database
 from usermgmt.adapters.sqlalchemy import migrations
 
-TABLES = ("security_events", "retired_refresh_tokens", "sessions", "users")
+TABLES = (
+    "known_devices",
+    "email_outbox",
+    "email_tokens",
+    "security_events",
+    "retired_refresh_tokens",
+    "sessions",
+    "users",
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -1,8 +1,8 @@
 """Settings from the environment (prefix ``USERMGMT_``) or a ``.env`` file, read once at start-up, in sections.
 
 ``Settings`` composes one frozen section per concern (``database``, ``tokens``, ``passwords``, ``rate_limits``,
-``http``); each section is documented where it is defined. Every setting keeps its flat environment name: a section
-field carries it as its ``validation_alias`` (``DatabaseSettings.url`` is ``USERMGMT_DATABASE_URL``), and
+``http``, ``email``); each section is documented where it is defined. Every setting keeps its flat environment name:
+a section field carries it as its ``validation_alias`` (``DatabaseSettings.url`` is ``USERMGMT_DATABASE_URL``), and
 ``Settings`` moves flat names into their section, whether they come from the environment, the dotenv file (both
 case-insensitive) or keyword arguments. So ``Settings(database_url=...)`` and
 ``Settings(database=DatabaseSettings(url=...))`` both work. A section passed as an object is taken whole: the
@@ -23,6 +23,7 @@ from enum import StrEnum
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, ClassVar, Final, Self
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -311,6 +312,93 @@ class HttpSettings(Section):
         return value
 
 
+class SmtpSecurity(StrEnum):
+    STARTTLS = "starttls"  # plain connection upgraded with STARTTLS (port 587)
+    TLS = "tls"  # implicit TLS from the first byte (port 465)
+    NONE = "none"  # no encryption: a relay on loopback or a private network only
+
+
+class EmailSettings(Section):
+    """Email: how messages leave (SMTP, or ``.eml`` files in ``data_dir/mail`` when ``smtp_host`` is unset), what
+    they look like, where their links point, and the one-time tokens they carry.
+
+    ``frontend_url`` is the only base of the links in messages (never the request's Host); it has no trailing slash.
+    """
+
+    smtp_host: str | None = Field(
+        None, validation_alias="smtp_host", description="SMTP server; unset: messages go to files in data_dir/mail."
+    )
+    smtp_port: int = Field(587, ge=1, le=65535, validation_alias="smtp_port")
+    smtp_username: str | None = Field(None, validation_alias="smtp_username", description="SMTP login, if any.")
+    smtp_password: SecretStr | None = Field(None, validation_alias="smtp_password")
+    smtp_security: SmtpSecurity = Field(
+        SmtpSecurity.STARTTLS, validation_alias="smtp_security", description="starttls, tls (implicit) or none."
+    )
+    smtp_timeout: float = Field(
+        10.0, gt=0, le=120, validation_alias="smtp_timeout", description="Seconds for each SMTP exchange."
+    )
+    email_from: str = Field(
+        "usermgmt <no-reply@localhost>", min_length=3, validation_alias="email_from", description="From: header."
+    )
+    frontend_url: str = Field(
+        "http://localhost:3000",
+        validation_alias="frontend_url",
+        description="Base URL of the frontend: every link in a message points there.",
+    )
+    templates_dir: Path | None = Field(
+        None,
+        validation_alias="email_templates_dir",
+        description="Folder of Jinja2 templates overriding the built-in ones, file by file.",
+    )
+    token_ttl: timedelta = Field(
+        timedelta(hours=24),
+        validation_alias="email_token_ttl",
+        description="Lifetime of verification and email-change links: seconds or ISO 8601 duration.",
+    )
+    password_reset_ttl: timedelta = Field(
+        timedelta(minutes=30),
+        validation_alias="password_reset_ttl",
+        description="Lifetime of password-reset links: seconds or ISO 8601 duration.",
+    )
+    require_verified_email: bool = Field(
+        False,
+        validation_alias="require_verified_email",
+        description="Refuse sign-in (403 email_not_verified) until the address is verified.",
+    )
+    notify_new_device: bool = Field(
+        True,
+        validation_alias="notify_new_device",
+        description="Email the account when it signs in from a device not seen in 90 days.",
+    )
+
+    @field_validator("smtp_host", "smtp_username", "templates_dir", "smtp_password", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("token_ttl", "password_reset_ttl", mode="before")
+    @classmethod
+    def _seconds(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().isdigit():
+            return timedelta(seconds=int(value))
+        return value
+
+    @field_validator("token_ttl", "password_reset_ttl")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("a token lifetime must be positive")
+        return value
+
+    @field_validator("frontend_url")
+    @classmethod
+    def _check_frontend_url(cls, value: str) -> str:
+        parsed = urlsplit(value.strip())
+        if parsed.scheme not in {"http", "https"} or not parsed.netloc or parsed.query or parsed.fragment:
+            raise ValueError("the frontend URL is http(s)://host[:port][/path], with no query or fragment")
+        return value.strip().rstrip("/")
+
+
 class Environment(StrEnum):
     """Where the service runs. Production refuses settings fit for development only."""
 
@@ -368,7 +456,8 @@ class Settings(BaseSettings):
     passwords: PasswordSettings = Field(default_factory=PasswordSettings)
     rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
-    # Later sections go here: mail: MailSettings, mfa: MfaSettings, oauth: OAuthSettings.
+    email: EmailSettings = Field(default_factory=EmailSettings)
+    # Later sections go here: mfa: MfaSettings, oauth: OAuthSettings.
 
     @classmethod
     def sections(cls) -> Mapping[str, type[Section]]:

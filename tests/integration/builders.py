@@ -7,10 +7,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
+from usermgmt.application.ports import EmailToken
 from usermgmt.domain.model import Session, User
 from usermgmt.domain.value_objects import (
     AuthMethod,
     Email,
+    EmailTokenPurpose,
     FullName,
     PasswordHash,
     RefreshTokenHash,
@@ -76,3 +78,23 @@ def user_fields(user: User) -> dict[str, Any]:
 
 def session_fields(session: Session) -> dict[str, Any]:
     return dict(vars(session))
+
+
+def email_token(
+    user: User,
+    purpose: EmailTokenPurpose = EmailTokenPurpose.VERIFY,
+    *,
+    secret: str | None = None,
+    now: datetime = NOW,
+    ttl: timedelta = timedelta(hours=1),
+) -> EmailToken:
+    """An outstanding one-time token of ``user``; its digest is the SHA-256 of ``secret`` (random by default)."""
+    secret = secret or uuid4().hex
+    return EmailToken(
+        digest=hashlib.sha256(secret.encode()).hexdigest(),
+        user_id=user.id,
+        purpose=purpose,
+        email=user.email,
+        created_at=now,
+        expires_at=now + ttl,
+    )

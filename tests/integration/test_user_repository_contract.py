@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.integration.builders import NOW, new_session, new_user, token_hash, user_fields
+from tests.integration.builders import NOW, email_token, new_session, new_user, token_hash, user_fields
 from usermgmt.adapters.sqlalchemy.tables import PERSONAL_DATA
 from usermgmt.application.errors import ConcurrentUpdate, EmailTaken, UsernameTaken
-from usermgmt.application.ports import UnitOfWork
+from usermgmt.application.ports import OutgoingEmail, UnitOfWork
 from usermgmt.domain.events import EventType, SecurityEvent
 from usermgmt.domain.model import User
 from usermgmt.domain.value_objects import Email, FullName, PasswordHash, UserId, Username
@@ -351,7 +351,15 @@ async def test_erase_removes_the_user_and_all_their_rows_only(uow: UnitOfWork) -
         counts = await uow.users.erase(alice.id)
         await uow.commit()
 
-    assert dict(counts) == {"user": 1, "sessions": 2, "retired_refresh_tokens": 3, "security_events": 0}
+    assert dict(counts) == {
+        "user": 1,
+        "sessions": 2,
+        "retired_refresh_tokens": 3,
+        "security_events": 0,
+        "email_tokens": 0,
+        "email_outbox": 0,
+        "known_devices": 0,
+    }
     async with uow:
         assert await uow.users.get(alice.id) is None
         assert await uow.users.get_by_email(Email("alice@example.com")) is None
@@ -393,6 +401,8 @@ async def test_erase_empties_every_registered_place_and_the_receipt_is_the_regis
             )
             await uow.sessions.save_rotation(session, retired)
             await uow.events.add(SecurityEvent(type=EventType.LOGIN_SUCCEEDED, at=NOW, user_id=user.id))
+            await uow.email_tokens.add(email_token(user))
+            await uow.outbox.add(OutgoingEmail(to=str(user.email), template="verify_email", user_id=user.id), now=NOW)
         await uow.commit()
     before = await rows_in_each_registered_place(sql_engine, alice.id) if sql_engine is not None else None
     bobs_before = await rows_in_each_registered_place(sql_engine, bob.id) if sql_engine is not None else None
@@ -402,7 +412,15 @@ async def test_erase_empties_every_registered_place_and_the_receipt_is_the_regis
         await uow.commit()
 
     assert list(receipt) == [entry.name for entry in PERSONAL_DATA]
-    assert dict(receipt) == {"user": 1, "sessions": 1, "retired_refresh_tokens": 1, "security_events": 1}
+    assert dict(receipt) == {
+        "user": 1,
+        "sessions": 1,
+        "retired_refresh_tokens": 1,
+        "security_events": 1,
+        "email_tokens": 1,
+        "email_outbox": 1,
+        "known_devices": 0,  # written by sign-in's device check (tests/integration/test_known_devices*.py)
+    }
     if sql_engine is not None:
         assert before == dict(receipt)
         assert set((await rows_in_each_registered_place(sql_engine, alice.id)).values()) == {0}
@@ -426,7 +444,8 @@ async def test_erase_of_an_unknown_user_counts_nothing(uow: UnitOfWork) -> None:
         counts = await uow.users.erase(UserId(uuid4()))
         await uow.commit()
 
-    assert dict(counts) == {"user": 0, "sessions": 0, "retired_refresh_tokens": 0, "security_events": 0}
+    assert set(counts.values()) == {0}
+    assert list(counts) == [entry.name for entry in PERSONAL_DATA]
 
 
 async def test_erase_without_commit_is_rolled_back(uow: UnitOfWork) -> None:

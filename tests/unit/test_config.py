@@ -21,6 +21,7 @@ from usermgmt.config import (
     HttpSettings,
     RateLimitSettings,
     Settings,
+    SmtpSecurity,
     TokenSettings,
     format_rate,
     parse_rate,
@@ -93,6 +94,24 @@ CASES: list[tuple[str, str, Read, Any]] = [
     ("HSTS_MAX_AGE", "31536000", lambda s: s.http.hsts_max_age, 31536000),
     ("CORS_ORIGINS", "https://app.example.com", lambda s: s.http.cors_origins, ("https://app.example.com",)),
     ("MAX_BODY_BYTES", "2048", lambda s: s.http.max_body_bytes, 2048),
+    ("SMTP_HOST", "mail.example.com", lambda s: s.email.smtp_host, "mail.example.com"),
+    ("SMTP_PORT", "465", lambda s: s.email.smtp_port, 465),
+    ("SMTP_USERNAME", "mailer", lambda s: s.email.smtp_username, "mailer"),
+    (
+        "SMTP_PASSWORD",
+        "hunter2",
+        lambda s: s.email.smtp_password and s.email.smtp_password.get_secret_value(),
+        "hunter2",
+    ),
+    ("SMTP_SECURITY", "tls", lambda s: s.email.smtp_security, SmtpSecurity.TLS),
+    ("SMTP_TIMEOUT", "2.5", lambda s: s.email.smtp_timeout, 2.5),
+    ("EMAIL_FROM", "Example <auth@example.com>", lambda s: s.email.email_from, "Example <auth@example.com>"),
+    ("FRONTEND_URL", "https://app.example.com/", lambda s: s.email.frontend_url, "https://app.example.com"),
+    ("EMAIL_TEMPLATES_DIR", "/srv/templates", lambda s: s.email.templates_dir, Path("/srv/templates")),
+    ("EMAIL_TOKEN_TTL", "PT2H", lambda s: s.email.token_ttl, timedelta(hours=2)),
+    ("PASSWORD_RESET_TTL", "600", lambda s: s.email.password_reset_ttl, timedelta(minutes=10)),
+    ("REQUIRE_VERIFIED_EMAIL", "true", lambda s: s.email.require_verified_email, True),
+    ("NOTIFY_NEW_DEVICE", "false", lambda s: s.email.notify_new_device, False),
 ] + [
     (f"RATE_LIMIT_{rule.name}", "3/7m", lambda s, rule=rule: s.rate_limits.rates[rule], Rate(3, timedelta(minutes=7)))
     for rule in RateRule

@@ -8,18 +8,28 @@ import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from usermgmt.adapters.audit_log import log_events
 from usermgmt.adapters.sqlalchemy.tables import PERSONAL_DATA
 from usermgmt.application.errors import ConcurrentUpdate, EmailTaken, InvalidAccessToken, UsernameTaken
-from usermgmt.application.ports import AccessClaims, EventDispatcher, IssuedToken, Rate, RateStatus, UnitOfWork
+from usermgmt.application.ports import (
+    AccessClaims,
+    EmailToken,
+    EventDispatcher,
+    IssuedToken,
+    OutgoingEmail,
+    Rate,
+    RateStatus,
+    UnitOfWork,
+)
 from usermgmt.application.results import Principal
 from usermgmt.domain.events import SecurityEvent, StoredEvent
 from usermgmt.domain.model import Session, User
 from usermgmt.domain.value_objects import (
     AuthMethod,
     Email,
+    EmailTokenPurpose,
     PasswordHash,
     PlainPassword,
     RefreshTokenHash,
@@ -38,6 +48,23 @@ class MemoryStore:
     sessions: dict[SessionId, Session] = field(default_factory=dict)
     retired: dict[str, SessionId] = field(default_factory=dict)
     events: list[StoredEvent] = field(default_factory=list)
+    email_tokens: dict[str, EmailToken] = field(default_factory=dict)
+    outbox: list[OutboxRow] = field(default_factory=list)
+    known_devices: dict[tuple[UserId, str], tuple[datetime, datetime]] = field(default_factory=dict)  # first, last
+
+
+@dataclass
+class OutboxRow:
+    """A queued message as the in-memory outbox keeps it (the columns of ``email_outbox``)."""
+
+    id: int
+    message_id: str
+    message: OutgoingEmail
+    created_at: datetime
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    claimed_until: datetime | None = None
+    last_error: str | None = None
 
 
 class InMemoryUserRepository:
@@ -135,12 +162,36 @@ def _erase_security_events(store: MemoryStore, user_id: UserId) -> int:
     return erased
 
 
+def _erase_email_tokens(store: MemoryStore, user_id: UserId) -> int:
+    doomed = [digest for digest, token in store.email_tokens.items() if token.user_id == user_id]
+    for digest in doomed:
+        del store.email_tokens[digest]
+    return len(doomed)
+
+
+def _erase_email_outbox(store: MemoryStore, user_id: UserId) -> int:
+    kept = [row for row in store.outbox if row.message.user_id != user_id]
+    erased = len(store.outbox) - len(kept)
+    store.outbox = kept
+    return erased
+
+
+def _erase_known_devices(store: MemoryStore, user_id: UserId) -> int:
+    doomed = [key for key in store.known_devices if key[0] == user_id]
+    for key in doomed:
+        del store.known_devices[key]
+    return len(doomed)
+
+
 # Where each entry of the registry lives in a MemoryStore.
 _ERASERS: Mapping[str, Callable[[MemoryStore, UserId], int]] = {
     "user": _erase_user,
     "sessions": _erase_sessions,
     "retired_refresh_tokens": _erase_retired_refresh_tokens,
     "security_events": _erase_security_events,
+    "email_tokens": _erase_email_tokens,
+    "email_outbox": _erase_email_outbox,
+    "known_devices": _erase_known_devices,
 }
 
 
@@ -250,6 +301,51 @@ class InMemoryEventRepository:
         return [e for e in own if before is None or e.id < before][:limit]
 
 
+class InMemoryEmailTokenRepository:
+    """Works on the unit of work's copy and remembers what it took, so that the commit can refuse a second taker."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+        self.taken: set[str] = set()
+
+    async def add(self, token: EmailToken) -> None:
+        self._store.email_tokens[token.digest] = token
+
+    async def take(self, digest: str, purpose: EmailTokenPurpose) -> EmailToken | None:
+        token = self._store.email_tokens.get(digest)
+        if token is None or token.purpose is not purpose:
+            return None
+        del self._store.email_tokens[digest]
+        self.taken.add(digest)
+        return token
+
+    async def delete_for_user(self, user_id: UserId, *purposes: EmailTokenPurpose) -> int:
+        doomed = [
+            digest
+            for digest, token in self._store.email_tokens.items()
+            if token.user_id == user_id and (not purposes or token.purpose in purposes)
+        ]
+        for digest in doomed:
+            del self._store.email_tokens[digest]
+        return len(doomed)
+
+    async def latest_for_user(self, user_id: UserId, purpose: EmailTokenPurpose) -> EmailToken | None:
+        own = [t for t in self._store.email_tokens.values() if t.user_id == user_id and t.purpose is purpose]
+        return max(own, key=lambda t: t.created_at, default=None)
+
+
+class InMemoryOutbox:
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+        self.added: list[OutboxRow] = []
+
+    async def add(self, message: OutgoingEmail, *, now: datetime) -> None:
+        row = OutboxRow(
+            id=0, message_id=f"<{uuid4().hex}@usermgmt.localhost>", message=message, created_at=now, next_attempt_at=now
+        )
+        self.added.append(row)
+
+
 class InMemoryUnitOfWork(UnitOfWork):
     """Works on a private copy of the store. ``commit`` merges what this unit of work touched into the shared
     store, after the checks a database would make at that moment (stale versions, lost rotations, uniqueness),
@@ -259,6 +355,8 @@ class InMemoryUnitOfWork(UnitOfWork):
     users: InMemoryUserRepository
     sessions: InMemorySessionRepository
     events: InMemoryEventRepository
+    email_tokens: InMemoryEmailTokenRepository
+    outbox: InMemoryOutbox
 
     def __init__(self, store: MemoryStore | None = None, dispatcher: EventDispatcher | None = None) -> None:
         super().__init__(dispatcher or EventDispatcher(after_commit=[self._log]))
@@ -276,9 +374,13 @@ class InMemoryUnitOfWork(UnitOfWork):
 
     def _open(self) -> None:
         self._working = copy.deepcopy(self.store)
+        self._tokens_at_start = set(self._working.email_tokens)
+        self._devices_at_start = set(self._working.known_devices)
         self.users = InMemoryUserRepository(self._working, committed=self.store)
         self.sessions = InMemorySessionRepository(self._working)
         self.events = InMemoryEventRepository(self._working)
+        self.email_tokens = InMemoryEmailTokenRepository(self._working)
+        self.outbox = InMemoryOutbox(self._working)
 
     async def _commit(self) -> None:
         working = self._working
@@ -299,6 +401,8 @@ class InMemoryUnitOfWork(UnitOfWork):
             current = store.sessions.get(session_id)
             if current is None or current.refresh_token_hash != retired:
                 raise ConcurrentUpdate()
+        if any(digest not in store.email_tokens for digest in self.email_tokens.taken):
+            raise ConcurrentUpdate()  # another unit of work took the token first: single use
 
         for user_id in users.touched:
             if user_id in working.users:
@@ -314,6 +418,17 @@ class InMemoryUnitOfWork(UnitOfWork):
         store.retired |= {h: sid for h, sid in working.retired.items() if sid in store.sessions}
         for event in self.events.pending():
             append_event(store, event)
+        for digest in self._tokens_at_start - set(working.email_tokens):  # taken or deleted here
+            store.email_tokens.pop(digest, None)
+        for digest in set(working.email_tokens) - self._tokens_at_start:  # added here
+            store.email_tokens[digest] = working.email_tokens[digest]
+        for row in self.outbox.added:
+            if row.message.user_id is None or row.message.user_id in store.users:
+                row.id = max((r.id for r in store.outbox), default=0) + 1
+                store.outbox.append(row)
+        store.known_devices.update(working.known_devices)
+        for key in self._devices_at_start - set(working.known_devices):
+            store.known_devices.pop(key, None)
 
         self.commits += 1
         self._open()
@@ -345,6 +460,7 @@ def principal_of(user: User, session_id: SessionId) -> Principal:
         is_active=user.is_active,
         created_at=user.created_at,
         updated_at=user.updated_at,
+        pending_email=user.pending_email,
     )
 
 

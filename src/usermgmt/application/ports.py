@@ -5,10 +5,10 @@ from __future__ import annotations
 import abc
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Any, Protocol, Self
 
 from usermgmt.application.results import Principal
 from usermgmt.domain.events import SecurityEvent, StoredEvent
@@ -16,6 +16,7 @@ from usermgmt.domain.model import Session, User
 from usermgmt.domain.value_objects import (
     AuthMethod,
     Email,
+    EmailTokenPurpose,
     PasswordHash,
     PlainPassword,
     RefreshTokenHash,
@@ -77,6 +78,50 @@ class EventRepository(Protocol):
         """The user's events, newest first, older than position ``before`` when given."""
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EmailToken:
+    """A one-time email token as stored: only the SHA-256 digest of the secret that went out in the link."""
+
+    digest: str = field(repr=False)
+    user_id: UserId
+    purpose: EmailTokenPurpose
+    email: Email  # the address the link went to (for an email change: the new address)
+    created_at: datetime
+    expires_at: datetime
+
+
+class EmailTokenRepository(Protocol):
+    async def add(self, token: EmailToken) -> None: ...
+
+    async def take(self, digest: str, purpose: EmailTokenPurpose) -> EmailToken | None:
+        """Remove and return the token with this digest if it serves ``purpose`` (expired or not: the caller
+        checks the time). Single use: of two transactions taking one token, at most one gets it. A token of
+        another purpose stays where it is."""
+
+    async def delete_for_user(self, user_id: UserId, *purposes: EmailTokenPurpose) -> int:
+        """Delete the user's outstanding tokens of these purposes (every purpose when none is given)."""
+
+    async def latest_for_user(self, user_id: UserId, purpose: EmailTokenPurpose) -> EmailToken | None:
+        """The user's most recently created outstanding token of ``purpose``."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OutgoingEmail:
+    """An email to send: which template, to whom, with what (JSON-serialisable) context. It may carry a one-time
+    link; the outbox forgets it once the message is sent."""
+
+    to: str
+    template: str
+    context: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    user_id: UserId | None = None  # the account it is about: erased with it while still queued
+
+
+class Outbox(Protocol):
+    async def add(self, message: OutgoingEmail, *, now: datetime) -> None:
+        """Queue ``message`` with this transaction: it is delivered only if the transaction commits, and it gets
+        its stable Message-ID now."""
+
+
 EventHandler = Callable[[Sequence[SecurityEvent]], Awaitable[None]]
 
 
@@ -120,6 +165,8 @@ class UnitOfWork(abc.ABC):
     users: UserRepository
     sessions: SessionRepository
     events: EventRepository
+    email_tokens: EmailTokenRepository
+    outbox: Outbox
 
     def __init__(self, dispatcher: EventDispatcher | None = None) -> None:
         self._dispatcher = dispatcher or EventDispatcher()

@@ -52,6 +52,7 @@ class Principal:
     is_active: bool
     created_at: datetime
     updated_at: datetime
+    pending_email: Email | None = None
 
     def ensure_may_authenticate(self) -> None:
         """Raises: UserInactive."""

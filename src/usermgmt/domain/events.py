@@ -24,6 +24,12 @@ class EventType(StrEnum):
     PROFILE_UPDATED = "profile_updated"
     ACCOUNT_DELETED = "account_deleted"
     RATE_LIMITED = "rate_limited"
+    EMAIL_VERIFICATION_SENT = "email_verification_sent"
+    EMAIL_VERIFIED = "email_verified"
+    PASSWORD_RESET_REQUESTED = "password_reset_requested"  # noqa: S105 - an event name
+    PASSWORD_RESET = "password_reset"  # noqa: S105 - an event name
+    EMAIL_CHANGE_REQUESTED = "email_change_requested"
+    EMAIL_CHANGED = "email_changed"
 
 
 # Detail keys kept for operators only: never shown to the account's owner through the API.

@@ -41,6 +41,7 @@ class User:
     created_at: datetime
     updated_at: datetime
     password_changed_at: datetime
+    pending_email: Email | None = None  # an address change asked for, until confirmed from the new mailbox
 
     @classmethod
     def register(

@@ -24,6 +24,14 @@ class AuthMethod(StrEnum):
     OTP = "otp"
 
 
+class EmailTokenPurpose(StrEnum):
+    """What a one-time email token proves: each token serves one purpose, for one user, once."""
+
+    VERIFY = "verify"
+    RESET = "reset"
+    CHANGE_EMAIL = "change_email"
+
+
 EMAIL_MAX_LENGTH = 254
 USERNAME_PATTERN = re.compile(r"[A-Za-z0-9._-]{3,32}")
 FULL_NAME_MAX_LENGTH = 128

@@ -61,7 +61,7 @@ def with_new_tables() -> MetaData:
         ("mfa_devices", Column("user_id", Uuid, ForeignKey("users.id"))),  # names the user
         ("session_devices", Column("session_id", Uuid, ForeignKey("sessions.id"))),  # names one of their sessions
         ("token_audit", Column("token_hash", String(64), ForeignKey("retired_refresh_tokens.token_hash"))),  # deeper
-        ("email_outbox", Column("user_id", Uuid)),  # names the user without a foreign key
+        ("webhook_queue", Column("user_id", Uuid)),  # names the user without a foreign key
     ],
     ids=lambda new_table: new_table[0],
 )

@@ -28,6 +28,7 @@ PRINCIPAL_COLUMNS = (
     users.c.is_active,
     users.c.created_at,
     users.c.updated_at,
+    users.c.pending_email,
 )
 
 # Parameters in this order: session id, user id, now (the positional order of the compiled asyncpg statement).
@@ -53,6 +54,7 @@ def principal_from_row(row: Row[Any] | Any, session_id: SessionId) -> Principal:
         is_active=row.is_active,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        pending_email=trusted(Email, row.pending_email) if row.pending_email is not None else None,
     )
 
 

@@ -64,6 +64,7 @@ def user_from_row(row: Row[Any]) -> User:
         created_at=row.created_at,
         updated_at=row.updated_at,
         password_changed_at=row.password_changed_at,
+        pending_email=trusted(Email, row.pending_email) if row.pending_email is not None else None,
     )
 
 
@@ -87,6 +88,7 @@ def _user_values(user: User) -> dict[str, Any]:
         "created_at": user.created_at,
         "updated_at": user.updated_at,
         "password_changed_at": user.password_changed_at,
+        "pending_email": user.pending_email.value if user.pending_email else None,
     }
 
 

@@ -76,6 +76,7 @@ users = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     Column("password_changed_at", UTCDateTime, nullable=False),
     Column("version", Integer, nullable=False),
+    Column("pending_email", String(254), nullable=True),  # asked for, not yet confirmed from its mailbox
 )
 
 sessions = Table(
@@ -114,6 +115,49 @@ security_events = Table(
     Column("request_id", String(128), nullable=True),
     Column("details", JSON, nullable=False),
     Index("ix_security_events_user_id_id", "user_id", "id"),
+)
+
+email_tokens = Table(
+    "email_tokens",
+    metadata,
+    Column("digest", String(64), primary_key=True),  # SHA-256 of the token; the token itself is never stored
+    Column("user_id", Uuid, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("purpose", String(20), nullable=False),
+    Column("email", String(254), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Index("ix_email_tokens_user_id_purpose", "user_id", "purpose"),
+)
+
+# Messages waiting to be sent (the transactional outbox). A row is deleted once sent or given up: the link it may
+# carry does not outlive the delivery. ``user_id`` ties a queued message to the account it is about, so that an
+# erasure takes it along (the deletion notice itself is queued after the erasure, naming no account).
+email_outbox = Table(
+    "email_outbox",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("message_id", String(255), nullable=False, unique=True),
+    Column("user_id", Uuid, ForeignKey("users.id", ondelete="CASCADE"), nullable=True, index=True),
+    Column("recipient", String(254), nullable=False),
+    Column("template", String(64), nullable=False),
+    Column("context", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("claimed_until", UTCDateTime, nullable=True),
+    Column("last_error", String(500), nullable=True),
+    Index("ix_email_outbox_next_attempt_at", "next_attempt_at"),
+)
+
+# The devices (a user agent and an IP network) an account signed in from: a sign-in from one not seen for 90 days
+# sends a notice. ``device_key`` is a SHA-256 of the pair, so the table holds no address or user agent in clear.
+known_devices = Table(
+    "known_devices",
+    metadata,
+    Column("user_id", Uuid, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("device_key", String(64), primary_key=True),
+    Column("first_seen_at", UTCDateTime, nullable=False),
+    Column("last_seen_at", UTCDateTime, nullable=False),
 )
 
 
@@ -168,4 +212,7 @@ PERSONAL_DATA: tuple[PersonalData, ...] = (
         "retired_refresh_tokens", retired_refresh_tokens, (retired_refresh_tokens.c.session_id, sessions.c.user_id)
     ),
     PersonalData("security_events", security_events, (security_events.c.user_id,)),
+    PersonalData("email_tokens", email_tokens, (email_tokens.c.user_id,)),
+    PersonalData("email_outbox", email_outbox, (email_outbox.c.user_id,)),
+    PersonalData("known_devices", known_devices, (known_devices.c.user_id,)),
 )

@@ -8,6 +8,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from usermgmt.adapters.audit_log import log_committed
+from usermgmt.adapters.sqlalchemy.email import (
+    DEFAULT_MESSAGE_ID_DOMAIN,
+    SqlAlchemyEmailTokenRepository,
+    SqlAlchemyOutbox,
+)
 from usermgmt.adapters.sqlalchemy.engine import is_unavailable
 from usermgmt.adapters.sqlalchemy.repositories import (
     SqlAlchemyEventRepository,
@@ -32,10 +37,17 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
     users: SqlAlchemyUserRepository
     sessions: SqlAlchemySessionRepository
     events: SqlAlchemyEventRepository
+    email_tokens: SqlAlchemyEmailTokenRepository
+    outbox: SqlAlchemyOutbox
 
-    def __init__(self, engine: AsyncEngine, dispatcher: EventDispatcher | None = None) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        dispatcher: EventDispatcher | None = None,
+        message_id_domain: str = DEFAULT_MESSAGE_ID_DOMAIN,
+    ) -> None:
         super().__init__(dispatcher or EventDispatcher(after_commit=[log_committed]))
-        self._engine = engine
+        self._engine, self._message_id_domain = engine, message_id_domain
         self._connection: AsyncConnection | None = None
 
     async def _begin(self) -> None:
@@ -55,6 +67,8 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
         self.users = SqlAlchemyUserRepository(self._connection)
         self.sessions = SqlAlchemySessionRepository(self._connection)
         self.events = SqlAlchemyEventRepository(self._connection)
+        self.email_tokens = SqlAlchemyEmailTokenRepository(self._connection)
+        self.outbox = SqlAlchemyOutbox(self._connection, self._message_id_domain)
 
     async def _end(self, error: BaseException | None) -> None:
         try:

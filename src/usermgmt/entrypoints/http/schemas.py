@@ -80,6 +80,9 @@ class UserOut(BaseModel):
     is_active: bool
     created_at: datetime
     updated_at: datetime
+    pending_email: str | None = Field(
+        description="An address change waiting for confirmation from the new mailbox; null when none is."
+    )
 
 
 class TokenPairOut(BaseModel):

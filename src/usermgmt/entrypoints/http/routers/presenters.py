@@ -36,6 +36,7 @@ def _profile_out(user_id: UUID, profile: User | Principal) -> UserOut:
         is_active=profile.is_active,
         created_at=profile.created_at,
         updated_at=profile.updated_at,
+        pending_email=profile.pending_email.value if profile.pending_email else None,
     )
 
 
