@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from email.utils import parseaddr
+
 from dependency_injector import containers, providers
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -12,6 +14,7 @@ from usermgmt.adapters.keys import KeyRing, load_keyring
 from usermgmt.adapters.pwned_passwords import PwnedPasswordsChecker
 from usermgmt.adapters.rate_limit import build_rate_limiter
 from usermgmt.adapters.refresh_tokens import SecretsRefreshTokenFactory
+from usermgmt.adapters.sqlalchemy.email import DEFAULT_MESSAGE_ID_DOMAIN
 from usermgmt.adapters.sqlalchemy.engine import build_engine
 from usermgmt.adapters.sqlalchemy.fast_principals import AsyncpgPrincipalReader
 from usermgmt.adapters.sqlalchemy.health import SqlAlchemyHealthCheck
@@ -20,6 +23,7 @@ from usermgmt.adapters.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork
 from usermgmt.adapters.system import SystemClock, UuidV7Generator
 from usermgmt.adapters.tokens import JoseAccessTokenService
 from usermgmt.application.abuse import Guard, RateLimitPolicy, Throttle
+from usermgmt.application.email import EmailPolicy, Postman
 from usermgmt.application.handlers.authenticate import AuthenticateHandler
 from usermgmt.application.handlers.change_password import ChangePasswordHandler
 from usermgmt.application.handlers.delete_account import DeleteAccountHandler
@@ -73,6 +77,24 @@ def principal_reader_from(settings: Settings, engine: AsyncEngine) -> PrincipalR
     return SqlAlchemyPrincipalReader(engine)
 
 
+def email_policy_from(settings: Settings) -> EmailPolicy:
+    email = settings.email
+    return EmailPolicy(
+        frontend_url=email.frontend_url,
+        token_ttl=email.token_ttl,
+        password_reset_ttl=email.password_reset_ttl,
+        require_verified_email=email.require_verified_email,
+        notify_new_device=email.notify_new_device,
+    )
+
+
+def message_id_domain_from(settings: Settings) -> str:
+    """The domain of the From address names the Message-IDs of what we send (RFC 5322 3.6.4)."""
+    _, address = parseaddr(settings.email.email_from)
+    domain = address.rpartition("@")[2].strip()
+    return domain or DEFAULT_MESSAGE_ID_DOMAIN
+
+
 def keyring_from(settings: Settings) -> KeyRing:
     """The signing keys; in production, only keys fit for it (``load_keyring``). Raises: KeyConfigurationError."""
     tokens = settings.tokens
@@ -117,7 +139,14 @@ class Container(containers.DeclarativeContainer):
     throttle = providers.Singleton(Throttle, limiter=rate_limiter, policy=rate_limit_policy)
     # What follows a commit: the audit log line of each security event (the email outbox plugs in here).
     dispatcher = providers.Singleton(EventDispatcher, after_commit=providers.List(providers.Object(log_committed)))
-    uow = providers.Factory(SqlAlchemyUnitOfWork, engine=engine, dispatcher=dispatcher)
+    uow = providers.Factory(
+        SqlAlchemyUnitOfWork,
+        engine=engine,
+        dispatcher=dispatcher,
+        message_id_domain=providers.Callable(message_id_domain_from, settings),
+    )
+    email_policy = providers.Singleton(email_policy_from, settings)
+    postman = providers.Singleton(Postman, policy=email_policy)
     guard = providers.Factory(Guard, throttle=throttle, uow=uow, clock=clock)
     principals = providers.Singleton(principal_reader_from, settings, engine)
     health = providers.Singleton(SqlAlchemyHealthCheck, engine=engine)
@@ -158,6 +187,10 @@ class Container(containers.DeclarativeContainer):
     revoke_session = providers.Factory(RevokeSessionHandler, uow=uow, clock=clock)
     list_events = providers.Factory(ListEventsHandler, uow=uow)
     purge_expired_sessions = providers.Factory(PurgeExpiredSessionsHandler, uow=uow, clock=clock)
+
+    # Email flows: verification and email change.
+
+    # Email flows: password reset.
 
 
 def build_container(settings: Settings | None = None) -> Container:

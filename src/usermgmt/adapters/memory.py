@@ -346,6 +346,16 @@ class InMemoryOutbox:
         self.added.append(row)
 
 
+class InMemoryKnownDeviceRepository:
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+
+    async def touch(self, user_id: UserId, device_key: str, now: datetime) -> datetime | None:
+        first, before = self._store.known_devices.get((user_id, device_key), (now, None))
+        self._store.known_devices[(user_id, device_key)] = (first, now)
+        return before
+
+
 class InMemoryUnitOfWork(UnitOfWork):
     """Works on a private copy of the store. ``commit`` merges what this unit of work touched into the shared
     store, after the checks a database would make at that moment (stale versions, lost rotations, uniqueness),
@@ -357,6 +367,7 @@ class InMemoryUnitOfWork(UnitOfWork):
     events: InMemoryEventRepository
     email_tokens: InMemoryEmailTokenRepository
     outbox: InMemoryOutbox
+    known_devices: InMemoryKnownDeviceRepository
 
     def __init__(self, store: MemoryStore | None = None, dispatcher: EventDispatcher | None = None) -> None:
         super().__init__(dispatcher or EventDispatcher(after_commit=[self._log]))
@@ -381,6 +392,7 @@ class InMemoryUnitOfWork(UnitOfWork):
         self.events = InMemoryEventRepository(self._working)
         self.email_tokens = InMemoryEmailTokenRepository(self._working)
         self.outbox = InMemoryOutbox(self._working)
+        self.known_devices = InMemoryKnownDeviceRepository(self._working)
 
     async def _commit(self) -> None:
         working = self._working

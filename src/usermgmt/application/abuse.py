@@ -34,6 +34,10 @@ class RateRule(StrEnum):
     PROFILE_UPDATES_PER_USER = "profile_updates_per_user"
     PASSWORD_CHANGES_PER_USER = "password_changes_per_user"  # noqa: S105 - a rule name
     DELETIONS_PER_USER = "deletions_per_user"
+    PASSWORD_FORGOT_PER_IP = "password_forgot_per_ip"  # noqa: S105 - a rule name
+    PASSWORD_RESET_EMAILS_PER_ACCOUNT = "password_reset_emails_per_account"  # noqa: S105 - a rule name
+    VERIFICATION_EMAILS_PER_USER = "verification_emails_per_user"
+    EMAIL_CHANGES_PER_USER = "email_changes_per_user"
 
 
 _MINUTE, _QUARTER, _HOUR = timedelta(minutes=1), timedelta(minutes=15), timedelta(hours=1)
@@ -52,6 +56,10 @@ DEFAULT_RATES: Final[Mapping[RateRule, Rate]] = MappingProxyType(
         RateRule.PROFILE_UPDATES_PER_USER: Rate(20, _QUARTER),
         RateRule.PASSWORD_CHANGES_PER_USER: Rate(5, _QUARTER),
         RateRule.DELETIONS_PER_USER: Rate(5, _QUARTER),
+        RateRule.PASSWORD_FORGOT_PER_IP: Rate(10, _HOUR),
+        RateRule.PASSWORD_RESET_EMAILS_PER_ACCOUNT: Rate(3, _HOUR),
+        RateRule.VERIFICATION_EMAILS_PER_USER: Rate(5, _HOUR),
+        RateRule.EMAIL_CHANGES_PER_USER: Rate(5, _HOUR),
     }
 )
 

@@ -52,6 +52,23 @@ class ServiceUnavailable(DomainError):
     default_detail = "A backing service is unavailable; try again shortly."
 
 
+class InvalidEmailToken(DomainError):
+    """One answer for every token that does not work: unknown, expired, used, or of another purpose."""
+
+    code = "invalid_email_token"
+    default_detail = "The link is invalid or has expired; ask for a new one."
+
+
+class EmailAlreadyVerified(DomainError):
+    code = "email_already_verified"
+    default_detail = "The email address is already verified."
+
+
+class EmailNotVerified(DomainError):
+    code = "email_not_verified"
+    default_detail = "The email address is not verified yet; a new verification email is on its way."
+
+
 class RateLimited(DomainError):
     code = "rate_limited"
     default_detail = "Too many attempts; try again later."

@@ -122,6 +122,12 @@ class Outbox(Protocol):
         its stable Message-ID now."""
 
 
+class KnownDeviceRepository(Protocol):
+    async def touch(self, user_id: UserId, device_key: str, now: datetime) -> datetime | None:
+        """Record that the account was used from this device (a digest of its user agent and IP network) at
+        ``now``; return when it was last seen before, or None if never. Concurrent touches never fail."""
+
+
 EventHandler = Callable[[Sequence[SecurityEvent]], Awaitable[None]]
 
 
@@ -167,6 +173,7 @@ class UnitOfWork(abc.ABC):
     events: EventRepository
     email_tokens: EmailTokenRepository
     outbox: Outbox
+    known_devices: KnownDeviceRepository
 
     def __init__(self, dispatcher: EventDispatcher | None = None) -> None:
         self._dispatcher = dispatcher or EventDispatcher()

@@ -1,4 +1,5 @@
-"""The email tables: one-time tokens (as digests) and the outbox's writing side, over the unit of work's connection."""
+"""The email tables over the unit of work's connection: one-time tokens (as digests), the outbox's writing side,
+and the known devices behind new-device notices."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row, delete, insert, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from usermgmt.adapters.sqlalchemy.repositories import trusted
-from usermgmt.adapters.sqlalchemy.tables import email_outbox, email_tokens
+from usermgmt.adapters.sqlalchemy.tables import email_outbox, email_tokens, known_devices
 from usermgmt.application.ports import EmailToken, OutgoingEmail
 from usermgmt.domain.value_objects import Email, EmailTokenPurpose, UserId
 
@@ -96,3 +99,24 @@ class SqlAlchemyOutbox:
                 next_attempt_at=now,
             )
         )
+
+
+class SqlAlchemyKnownDeviceRepository:
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._connection = connection
+
+    async def touch(self, user_id: UserId, device_key: str, now: datetime) -> datetime | None:
+        key = (known_devices.c.user_id == user_id) & (known_devices.c.device_key == device_key)
+        before = (await self._connection.execute(select(known_devices.c.last_seen_at).where(key))).scalar()
+        dialect_insert = postgresql_insert if self._connection.dialect.name == "postgresql" else sqlite_insert
+        upsert = dialect_insert(known_devices).values(
+            user_id=user_id, device_key=device_key, first_seen_at=now, last_seen_at=now
+        )
+        # ON CONFLICT: two sign-ins from one new device at once both succeed (and both may see "new").
+        await self._connection.execute(
+            upsert.on_conflict_do_update(
+                index_elements=[known_devices.c.user_id, known_devices.c.device_key],
+                set_={"last_seen_at": upsert.excluded.last_seen_at},
+            )
+        )
+        return before

@@ -11,6 +11,7 @@ from usermgmt.adapters.audit_log import log_committed
 from usermgmt.adapters.sqlalchemy.email import (
     DEFAULT_MESSAGE_ID_DOMAIN,
     SqlAlchemyEmailTokenRepository,
+    SqlAlchemyKnownDeviceRepository,
     SqlAlchemyOutbox,
 )
 from usermgmt.adapters.sqlalchemy.engine import is_unavailable
@@ -39,6 +40,7 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
     events: SqlAlchemyEventRepository
     email_tokens: SqlAlchemyEmailTokenRepository
     outbox: SqlAlchemyOutbox
+    known_devices: SqlAlchemyKnownDeviceRepository
 
     def __init__(
         self,
@@ -69,6 +71,7 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
         self.events = SqlAlchemyEventRepository(self._connection)
         self.email_tokens = SqlAlchemyEmailTokenRepository(self._connection)
         self.outbox = SqlAlchemyOutbox(self._connection, self._message_id_domain)
+        self.known_devices = SqlAlchemyKnownDeviceRepository(self._connection)
 
     async def _end(self, error: BaseException | None) -> None:
         try:

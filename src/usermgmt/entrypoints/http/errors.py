@@ -14,9 +14,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from usermgmt.application.errors import (
     ConcurrentUpdate,
+    EmailAlreadyVerified,
+    EmailNotVerified,
     EmailTaken,
     InvalidAccessToken,
     InvalidCredentials,
+    InvalidEmailToken,
     InvalidPassword,
     InvalidRefreshToken,
     RateLimited,
@@ -60,6 +63,9 @@ ERROR_STATUS: Final[Mapping[type[DomainError], int]] = {
     SessionNotFound: 404,
     RateLimited: 429,
     ServiceUnavailable: 503,
+    InvalidEmailToken: 400,
+    EmailAlreadyVerified: 409,
+    EmailNotVerified: 403,
 }
 
 # Codes for the framework's own HTTP errors (routing, methods, the body middleware).
