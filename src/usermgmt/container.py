@@ -11,6 +11,9 @@ from usermgmt.adapters.audit_log import log_committed
 from usermgmt.adapters.common_passwords import load_common_passwords
 from usermgmt.adapters.hashing import PasslibPasswordHasher
 from usermgmt.adapters.keys import KeyRing, load_keyring
+from usermgmt.adapters.mail.files import FileMailer
+from usermgmt.adapters.mail.smtp import SmtpMailer
+from usermgmt.adapters.mail.templates import JinjaEmailRenderer
 from usermgmt.adapters.pwned_passwords import PwnedPasswordsChecker
 from usermgmt.adapters.rate_limit import build_rate_limiter
 from usermgmt.adapters.refresh_tokens import SecretsRefreshTokenFactory
@@ -39,7 +42,8 @@ from usermgmt.application.handlers.sessions import (
     RevokeSessionHandler,
 )
 from usermgmt.application.handlers.update_profile import UpdateProfileHandler
-from usermgmt.application.ports import EventDispatcher, PrincipalReader
+from usermgmt.application.outbox import Doorbell, OutboxWorker
+from usermgmt.application.ports import EventDispatcher, Mailer, PrincipalReader
 from usermgmt.application.screening import PasswordScreen
 from usermgmt.config import Environment, Settings
 from usermgmt.domain.password_policy import PasswordPolicy
@@ -95,6 +99,26 @@ def message_id_domain_from(settings: Settings) -> str:
     return domain or DEFAULT_MESSAGE_ID_DOMAIN
 
 
+def mailer_from(settings: Settings) -> Mailer:
+    """SMTP when ``USERMGMT_SMTP_HOST`` is set; otherwise (development) ``.eml`` files in ``<DATA_DIR>/mail``."""
+    email = settings.email
+    if email.smtp_host is None:
+        return FileMailer(settings.data_dir / "mail")
+    return SmtpMailer(
+        host=email.smtp_host,
+        port=email.smtp_port,
+        security=email.smtp_security,
+        username=email.smtp_username,
+        password=email.smtp_password.get_secret_value() if email.smtp_password is not None else None,
+        timeout=email.smtp_timeout,
+    )
+
+
+def send_timeout_from(settings: Settings) -> float:
+    """How long one message may take to send: a whole SMTP exchange is several round trips of the timeout each."""
+    return max(30.0, 4 * settings.email.smtp_timeout)
+
+
 def keyring_from(settings: Settings) -> KeyRing:
     """The signing keys; in production, only keys fit for it (``load_keyring``). Raises: KeyConfigurationError."""
     tokens = settings.tokens
@@ -137,16 +161,36 @@ class Container(containers.DeclarativeContainer):
     rate_limiter = providers.Singleton(build_rate_limiter, settings.provided.rate_limits.redis_url)
     rate_limit_policy = providers.Singleton(rate_limit_policy_from, settings)
     throttle = providers.Singleton(Throttle, limiter=rate_limiter, policy=rate_limit_policy)
-    # What follows a commit: the audit log line of each security event (the email outbox plugs in here).
+    # What follows a commit: the audit log line of each security event.
     dispatcher = providers.Singleton(EventDispatcher, after_commit=providers.List(providers.Object(log_committed)))
+    # Rung by a commit that queued mail: the outbox worker of this process delivers at once instead of at its poll.
+    mail_doorbell = providers.Singleton(Doorbell)
     uow = providers.Factory(
         SqlAlchemyUnitOfWork,
         engine=engine,
         dispatcher=dispatcher,
         message_id_domain=providers.Callable(message_id_domain_from, settings),
+        on_mail_queued=mail_doorbell.provided.ring,
     )
     email_policy = providers.Singleton(email_policy_from, settings)
     postman = providers.Singleton(Postman, policy=email_policy)
+    # Email delivery: the outbox worker (started by the app's lifespan) renders and sends what the use cases queued.
+    mailer = providers.Singleton(mailer_from, settings)
+    email_renderer = providers.Singleton(
+        JinjaEmailRenderer,
+        frontend_url=settings.provided.email.frontend_url,
+        override_dir=settings.provided.email.templates_dir,
+    )
+    outbox_worker = providers.Singleton(
+        OutboxWorker,
+        uow=uow.provider,
+        mailer=mailer,
+        renderer=email_renderer,
+        clock=clock,
+        sender=settings.provided.email.email_from,
+        doorbell=mail_doorbell,
+        send_timeout=providers.Callable(send_timeout_from, settings),
+    )
     guard = providers.Factory(Guard, throttle=throttle, uow=uow, clock=clock)
     principals = providers.Singleton(principal_reader_from, settings, engine)
     health = providers.Singleton(SqlAlchemyHealthCheck, engine=engine)
@@ -198,7 +242,9 @@ def build_container(settings: Settings | None = None) -> Container:
 
 
 async def close_resources(container: Container) -> None:
-    """Release what the singletons hold open: pools, threads, HTTP clients."""
+    """Release what the singletons hold open: the outbox worker (first: it uses the engine), pools, threads, HTTP
+    clients."""
+    await container.outbox_worker().aclose()
     principals = container.principals()
     if isinstance(principals, AsyncpgPrincipalReader):
         await principals.close()

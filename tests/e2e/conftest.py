@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,12 +15,14 @@ from dependency_injector import providers
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tests.support.smtp import Mailbox
 from usermgmt.adapters.hashing import PasslibPasswordHasher
 from usermgmt.config import Settings
 from usermgmt.container import Container
 from usermgmt.entrypoints.http.app import create_app
 
 PASSWORD = "correct horse battery staple"
+MAIL_POLL_INTERVAL = 0.05  # seconds between the outbox worker's polls in the mail fixtures (the default is 1)
 
 
 def make_settings(database_url: str, data_dir: Path, **overrides: Any) -> Settings:
@@ -86,9 +89,8 @@ class Account:
 Signup = Callable[..., Awaitable[Account]]
 
 
-@pytest.fixture
-def signup(client: httpx.AsyncClient) -> Signup:
-    """Register and log in a user; returns the account with its first token pair."""
+def signup_through(client: httpx.AsyncClient) -> Signup:
+    """Register and log in a user through ``client``; returns the account with its first token pair."""
     counter = 0
 
     async def _signup(email: str | None = None, password: str = PASSWORD, **profile: Any) -> Account:
@@ -102,3 +104,90 @@ def signup(client: httpx.AsyncClient) -> Signup:
         return Account(email=email, password=password, user=registered.json(), tokens=login.json())
 
     return _signup
+
+
+@pytest.fixture
+def signup(client: httpx.AsyncClient) -> Signup:
+    """Register and log in a user; returns the account with its first token pair."""
+    return signup_through(client)
+
+
+# --- email: a real SMTP server on loopback, and apps that send through it ----------------------------------------
+
+
+def make_mail_container(settings: Settings, *, fast_hashing: bool = True) -> Container:
+    """``make_container``, with the outbox worker polling every ``MAIL_POLL_INTERVAL`` seconds."""
+    container = make_container(settings, fast_hashing=fast_hashing)
+    container.outbox_worker.add_kwargs(poll_interval=MAIL_POLL_INTERVAL)
+    return container
+
+
+@asynccontextmanager
+async def running(container: Container) -> AsyncIterator[httpx.AsyncClient]:
+    """The app of ``container``, started (its lifespan runs: the outbox worker delivers), and a client of it."""
+    application = create_app(container)
+    async with LifespanManager(application), client_for(application) as http:
+        yield http
+
+
+@pytest.fixture
+async def mailbox() -> AsyncIterator[Mailbox]:
+    """A real SMTP server (aiosmtpd) on 127.0.0.1, a free port, for this test: ``await mailbox.wait_for(to=...,
+    template=...)``, ``mailbox.messages``, ``await mailbox.assert_none(...)``, ``await mailbox.stop()``/``start()``."""
+    async with Mailbox() as box:
+        yield box
+
+
+MailSettings = Callable[..., Settings]
+
+
+@pytest.fixture
+def mail_settings(database_url: str, tmp_path: Path, keys_dir: Path, mailbox: Mailbox) -> MailSettings:
+    """``mail_settings(**overrides)``: the e2e settings, sending through ``mailbox`` (SMTP, no TLS), plus overrides
+    (flat setting names, as for ``Settings``)."""
+
+    def build(**overrides: Any) -> Settings:
+        mail = {"smtp_host": mailbox.host, "smtp_port": mailbox.port, "smtp_security": "none"}
+        return make_settings(database_url, tmp_path, **{"signing_keys_dir": keys_dir, **mail, **overrides})
+
+    return build
+
+
+@pytest.fixture
+def mail_container(mail_settings: MailSettings) -> Container:
+    return make_mail_container(mail_settings())
+
+
+@pytest.fixture
+async def mail_app(mail_container: Container, clean_database: AsyncEngine) -> AsyncIterator[FastAPI]:
+    """The app on ``mail_container``, started: its outbox worker delivers to ``mailbox``."""
+    application = create_app(mail_container)
+    async with LifespanManager(application):
+        yield application
+
+
+@pytest.fixture
+async def mail_client(mail_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of ``mail_app``: what it queues arrives in ``mailbox``."""
+    async with client_for(mail_app) as http:
+        yield http
+
+
+@pytest.fixture
+def mail_signup(mail_client: httpx.AsyncClient) -> Signup:
+    """``signup`` through ``mail_client``."""
+    return signup_through(mail_client)
+
+
+MailClientFor = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
+
+
+@pytest.fixture
+def mail_client_for(mail_settings: MailSettings, clean_database: AsyncEngine) -> MailClientFor:
+    """``async with mail_client_for(**overrides) as client:`` a client of an app on ``mail_settings(**overrides)``,
+    started for the block (a variant: ``password_reset_ttl="1"``, ``require_verified_email=True``, ...)."""
+
+    def open_client(**overrides: Any) -> AbstractAsyncContextManager[httpx.AsyncClient]:
+        return running(make_mail_container(mail_settings(**overrides)))
+
+    return open_client

@@ -19,6 +19,7 @@ from usermgmt.application.ports import (
     EventDispatcher,
     IssuedToken,
     OutgoingEmail,
+    QueuedEmail,
     Rate,
     RateStatus,
     UnitOfWork,
@@ -335,15 +336,68 @@ class InMemoryEmailTokenRepository:
 
 
 class InMemoryOutbox:
+    """Works on the unit of work's copy. ``changed`` holds each committed row this unit of work claimed or marked,
+    with its lease as it was read: the commit refuses to apply a change to a row that another unit of work changed
+    meanwhile (the database's row lock and the lease fence, as a conflict), so one row is never claimed twice."""
+
     def __init__(self, store: MemoryStore) -> None:
         self._store = store
         self.added: list[OutboxRow] = []
+        self.changed: dict[int, tuple[datetime | None, int]] = {}  # row id -> (claimed_until, attempts) when read
 
     async def add(self, message: OutgoingEmail, *, now: datetime) -> None:
         row = OutboxRow(
             id=0, message_id=f"<{uuid4().hex}@usermgmt.localhost>", message=message, created_at=now, next_attempt_at=now
         )
         self.added.append(row)
+
+    async def claim(self, *, now: datetime, lease: timedelta, limit: int) -> Sequence[QueuedEmail]:
+        due = [
+            row
+            for row in self._store.outbox
+            if row.next_attempt_at is not None
+            and row.next_attempt_at <= now
+            and (row.claimed_until is None or row.claimed_until <= now)
+        ]
+        due.sort(key=lambda row: (row.next_attempt_at or now, row.id))
+        claimed = []
+        for row in due[:limit]:
+            self.changed.setdefault(row.id, (row.claimed_until, row.attempts))
+            row.claimed_until = now + lease
+            claimed.append(
+                QueuedEmail(
+                    id=row.id,
+                    message_id=row.message_id,
+                    message=row.message,
+                    created_at=row.created_at,
+                    attempts=row.attempts,
+                    claimed_until=row.claimed_until,
+                )
+            )
+        return sorted(claimed, key=lambda email: email.id)
+
+    def _claimed(self, email: QueuedEmail) -> OutboxRow | None:
+        row = next((row for row in self._store.outbox if row.id == email.id), None)
+        if row is None or row.claimed_until != email.claimed_until:
+            return None
+        self.changed.setdefault(row.id, (row.claimed_until, row.attempts))
+        return row
+
+    async def mark_sent(self, email: QueuedEmail) -> bool:
+        row = self._claimed(email)
+        if row is not None:
+            self._store.outbox.remove(row)
+        return row is not None
+
+    async def reschedule(self, email: QueuedEmail, *, at: datetime, error: str) -> bool:
+        row = self._claimed(email)
+        if row is not None:
+            row.attempts += 1
+            row.next_attempt_at, row.claimed_until, row.last_error = at, None, error[:500]
+        return row is not None
+
+    async def give_up(self, email: QueuedEmail) -> bool:
+        return await self.mark_sent(email)
 
 
 class InMemoryKnownDeviceRepository:
@@ -369,9 +423,15 @@ class InMemoryUnitOfWork(UnitOfWork):
     outbox: InMemoryOutbox
     known_devices: InMemoryKnownDeviceRepository
 
-    def __init__(self, store: MemoryStore | None = None, dispatcher: EventDispatcher | None = None) -> None:
+    def __init__(
+        self,
+        store: MemoryStore | None = None,
+        dispatcher: EventDispatcher | None = None,
+        on_mail_queued: Callable[[], None] | None = None,
+    ) -> None:
         super().__init__(dispatcher or EventDispatcher(after_commit=[self._log]))
         self.store = store or MemoryStore()
+        self._on_mail_queued = on_mail_queued  # as SqlAlchemyUnitOfWork's: after a commit that queued messages
         self.commits = 0
         self.logged: list[SecurityEvent] = []  # every event whose transaction committed, in order
         self._working: MemoryStore | None = None
@@ -415,6 +475,11 @@ class InMemoryUnitOfWork(UnitOfWork):
                 raise ConcurrentUpdate()
         if any(digest not in store.email_tokens for digest in self.email_tokens.taken):
             raise ConcurrentUpdate()  # another unit of work took the token first: single use
+        committed_rows = {row.id: row for row in store.outbox}
+        for row_id, (claimed_until, attempts) in self.outbox.changed.items():
+            row = committed_rows.get(row_id)
+            if row is not None and (row.claimed_until, row.attempts) != (claimed_until, attempts):
+                raise ConcurrentUpdate()  # claimed or marked by another unit of work meanwhile
 
         for user_id in users.touched:
             if user_id in working.users:
@@ -434,16 +499,28 @@ class InMemoryUnitOfWork(UnitOfWork):
             store.email_tokens.pop(digest, None)
         for digest in set(working.email_tokens) - self._tokens_at_start:  # added here
             store.email_tokens[digest] = working.email_tokens[digest]
+        working_rows = {row.id: row for row in working.outbox}
+        for row_id in self.outbox.changed:
+            if row_id not in committed_rows:
+                continue  # erased with its account meanwhile
+            position = store.outbox.index(committed_rows[row_id])
+            if row_id in working_rows:
+                store.outbox[position] = working_rows[row_id]
+            else:
+                del store.outbox[position]
         for row in self.outbox.added:
             if row.message.user_id is None or row.message.user_id in store.users:
                 row.id = max((r.id for r in store.outbox), default=0) + 1
                 store.outbox.append(row)
+        queued = len(self.outbox.added)
         store.known_devices.update(working.known_devices)
         for key in self._devices_at_start - set(working.known_devices):
             store.known_devices.pop(key, None)
 
         self.commits += 1
         self._open()
+        if queued and self._on_mail_queued is not None:
+            self._on_mail_queued()
 
     async def _end(self, error: BaseException | None) -> None:
         self._working = None

@@ -116,10 +116,89 @@ class OutgoingEmail:
     user_id: UserId | None = None  # the account it is about: erased with it while still queued
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueuedEmail:
+    """A row of the outbox, claimed for delivery until ``claimed_until`` (the lease). Marking it (sent, retry, give
+    up) succeeds only while the claim is still this one: a worker whose lease ran out and whose row another worker
+    claimed meanwhile changes nothing."""
+
+    id: int
+    message_id: str  # the same on every attempt: a receiver can tell a resent message from a new one
+    message: OutgoingEmail
+    created_at: datetime
+    attempts: int  # failed attempts so far
+    claimed_until: datetime
+
+
 class Outbox(Protocol):
+    """The transactional outbox. Use cases ``add`` messages in their own transaction; the delivery worker claims
+    due rows, and marks each once tried, each step in a unit of work of its own."""
+
     async def add(self, message: OutgoingEmail, *, now: datetime) -> None:
         """Queue ``message`` with this transaction: it is delivered only if the transaction commits, and it gets
         its stable Message-ID now."""
+
+    async def claim(self, *, now: datetime, lease: timedelta, limit: int) -> Sequence[QueuedEmail]:
+        """Claim up to ``limit`` due rows (next attempt at or before ``now``, and not claimed, or claimed by a lease
+        that ended), the longest due first, until ``now + lease``. Once this transaction commits, no other claim
+        returns them before the lease ends; concurrent claims (two workers, two instances) never return one row
+        twice (PostgreSQL: ``FOR UPDATE SKIP LOCKED``; SQLite: one writer at a time)."""
+
+    async def mark_sent(self, email: QueuedEmail) -> bool:
+        """Delete the row (nothing of its link survives); False when the claim was no longer ``email``'s."""
+
+    async def reschedule(self, email: QueuedEmail, *, at: datetime, error: str) -> bool:
+        """Count a failed attempt, release the claim and make the row due again ``at``, noting ``error`` (at most
+        500 characters are kept); False when the claim was no longer ``email``'s."""
+
+    async def give_up(self, email: QueuedEmail) -> bool:
+        """Delete the row unsent; False when the claim was no longer ``email``'s."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RenderedEmail:
+    subject: str
+    text: str = field(repr=False)
+    html: str = field(repr=False)
+
+
+class EmailRenderer(Protocol):
+    def render(self, template: str, context: Mapping[str, Any]) -> RenderedEmail:
+        """The subject (one line), plain text and HTML of ``template`` with ``context``. Raises ``ValueError``
+        when the template does not exist or does not render with this context."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EmailMessage:
+    """A message ready to leave: a text and an HTML alternative of one rendered template."""
+
+    message_id: str  # "<...@domain>", stable across retries
+    sender: str  # the From: header
+    to: str = field(repr=False)
+    subject: str
+    text: str = field(repr=False)  # may carry a one-time link: never logged
+    html: str = field(repr=False)
+    template: str
+
+
+class DeliveryFailed(Exception):
+    """A message did not reach the mail server (or the file). ``permanent``: trying again cannot help (the server
+    refused the message or its recipient for good: a 5xx reply); otherwise it is worth another attempt later (the
+    server was unreachable, timed out, answered 4xx, or refused our login or TLS until someone fixes it).
+
+    ``reason`` is safe to log: it names the failure (an SMTP reply code, an error class), never the recipient, the
+    message or its link."""
+
+    def __init__(self, reason: str, *, permanent: bool, detail: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason, self.permanent = reason, permanent
+        self.detail = detail or reason  # what the server said, for the outbox row's last_error (not for the log)
+
+
+class Mailer(Protocol):
+    async def send(self, message: EmailMessage) -> str:
+        """Hand ``message`` over to the mail server (or write it out); return where it went, for a person to read
+        (``smtp.example.com:587``, a file's path). Raises: DeliveryFailed."""
 
 
 class KnownDeviceRepository(Protocol):

@@ -1,23 +1,25 @@
-"""The email tables over the unit of work's connection: one-time tokens (as digests), the outbox's writing side,
-and the known devices behind new-device notices."""
+"""The email tables over the unit of work's connection: one-time tokens (as digests), the outbox (queued by the use
+cases, claimed and marked by the delivery worker), and the known devices behind new-device notices."""
 
 from __future__ import annotations
 
 import secrets
-from datetime import datetime
-from typing import Any
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any, Final
 
-from sqlalchemy import Row, delete, insert, select
+from sqlalchemy import ColumnElement, Row, delete, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from usermgmt.adapters.sqlalchemy.repositories import trusted
 from usermgmt.adapters.sqlalchemy.tables import email_outbox, email_tokens, known_devices
-from usermgmt.application.ports import EmailToken, OutgoingEmail
+from usermgmt.application.ports import EmailToken, OutgoingEmail, QueuedEmail
 from usermgmt.domain.value_objects import Email, EmailTokenPurpose, UserId
 
 DEFAULT_MESSAGE_ID_DOMAIN = "usermgmt.localhost"
+LAST_ERROR_LENGTH: Final = 500  # email_outbox.last_error
 
 
 def _token_from_row(row: Row[Any]) -> EmailToken:
@@ -81,12 +83,23 @@ def new_message_id(domain: str) -> str:
 
 
 class SqlAlchemyOutbox:
-    """Queues messages in ``email_outbox`` with the caller's transaction; the delivery side claims them later."""
+    """``email_outbox`` over the unit of work's connection: use cases queue messages with their own transaction;
+    the delivery worker claims due rows (a lease in ``claimed_until``) and marks each one tried.
+
+    Claiming on PostgreSQL selects the due rows ``FOR UPDATE SKIP LOCKED`` and sets their lease in the same
+    transaction, so concurrent claimers (workers of other processes and instances) each get other rows, and after the
+    commit the lease keeps them away until it ends. On SQLite, writers take turns: one ``UPDATE ... RETURNING`` picks
+    and leases the rows in one statement, after a read that finds whether any is due at all (an idle poll then
+    takes no write lock). Marking is fenced by the lease: it changes the row only while ``claimed_until`` is still the
+    claim's own, so a worker that outlived its lease cannot undo another's claim.
+    """
 
     def __init__(self, connection: AsyncConnection, message_id_domain: str = DEFAULT_MESSAGE_ID_DOMAIN) -> None:
         self._connection, self._domain = connection, message_id_domain
+        self.queued = 0  # messages added in this transaction (the unit of work wakes the worker when it commits)
 
     async def add(self, message: OutgoingEmail, *, now: datetime) -> None:
+        self.queued += 1
         await self._connection.execute(
             insert(email_outbox).values(
                 message_id=new_message_id(self._domain),
@@ -99,6 +112,64 @@ class SqlAlchemyOutbox:
                 next_attempt_at=now,
             )
         )
+
+    async def claim(self, *, now: datetime, lease: timedelta, limit: int) -> Sequence[QueuedEmail]:
+        table = email_outbox.c
+        due = (table.next_attempt_at <= now) & or_(table.claimed_until.is_(None), table.claimed_until <= now)
+        oldest = select(table.id).where(due).order_by(table.next_attempt_at, table.id).limit(limit)
+        until = now + lease
+        if self._connection.dialect.name == "postgresql":
+            ids = (await self._connection.execute(oldest.with_for_update(skip_locked=True))).scalars().all()
+            if not ids:
+                return []
+            statement = update(email_outbox).where(table.id.in_(ids))
+        else:
+            if (await self._connection.execute(oldest.limit(1))).first() is None:
+                return []
+            statement = update(email_outbox).where(table.id.in_(oldest.scalar_subquery()), due)
+        rows = (await self._connection.execute(statement.values(claimed_until=until).returning(*email_outbox.c))).all()
+        claimed = [_queued_from_row(row, until) for row in rows]
+        return sorted(claimed, key=lambda email: email.id)
+
+    async def mark_sent(self, email: QueuedEmail) -> bool:
+        result = await self._connection.execute(delete(email_outbox).where(_still_claimed(email)))
+        return bool(result.rowcount)
+
+    async def reschedule(self, email: QueuedEmail, *, at: datetime, error: str) -> bool:
+        statement = (
+            update(email_outbox)
+            .where(_still_claimed(email))
+            .values(
+                attempts=email_outbox.c.attempts + 1,
+                next_attempt_at=at,
+                claimed_until=None,
+                last_error=error[:LAST_ERROR_LENGTH],
+            )
+        )
+        return bool((await self._connection.execute(statement)).rowcount)
+
+    async def give_up(self, email: QueuedEmail) -> bool:
+        return await self.mark_sent(email)
+
+
+def _still_claimed(email: QueuedEmail) -> ColumnElement[bool]:
+    return (email_outbox.c.id == email.id) & (email_outbox.c.claimed_until == email.claimed_until)
+
+
+def _queued_from_row(row: Row[Any], claimed_until: datetime) -> QueuedEmail:
+    return QueuedEmail(
+        id=row.id,
+        message_id=row.message_id,
+        message=OutgoingEmail(
+            to=row.recipient,
+            template=row.template,
+            context=row.context,
+            user_id=UserId(row.user_id) if row.user_id is not None else None,
+        ),
+        created_at=row.created_at,
+        attempts=row.attempts,
+        claimed_until=claimed_until,
+    )
 
 
 class SqlAlchemyKnownDeviceRepository:

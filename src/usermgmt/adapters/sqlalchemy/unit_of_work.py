@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -33,6 +34,9 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
     Every failure to reach or use the database (``engine.is_unavailable``: refused or broken connections, timeouts,
     an exhausted pool, a database that refuses sessions or is shutting down), whether in connecting, beginning, a
     statement or the commit, leaves as ``ServiceUnavailable``; other database errors are bugs and leave as they are.
+
+    ``on_mail_queued`` is called (on the event loop, once per commit) when a commit made messages of the outbox
+    durable: it wakes this process's delivery worker, which otherwise finds them at its next poll.
     """
 
     users: SqlAlchemyUserRepository
@@ -47,9 +51,11 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
         engine: AsyncEngine,
         dispatcher: EventDispatcher | None = None,
         message_id_domain: str = DEFAULT_MESSAGE_ID_DOMAIN,
+        on_mail_queued: Callable[[], None] | None = None,
     ) -> None:
         super().__init__(dispatcher or EventDispatcher(after_commit=[log_committed]))
         self._engine, self._message_id_domain = engine, message_id_domain
+        self._on_mail_queued = on_mail_queued
         self._connection: AsyncConnection | None = None
 
     async def _begin(self) -> None:
@@ -95,6 +101,9 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
             if translated is None:
                 raise
             raise translated from exc
+        queued, self.outbox.queued = self.outbox.queued, 0
+        if queued and self._on_mail_queued is not None:
+            self._on_mail_queued()
 
     async def _rollback(self) -> None:
         if self._connection is not None and self._connection.in_transaction():

@@ -39,10 +39,15 @@ def create_app(container: Container | None = None) -> FastAPI:
         container.access_tokens()  # load (or generate) the signing keys now: a bad key stops the start
         container.hasher()
         container.password_policy()  # reads the common-password lists once
+        container.email_renderer().check()  # a missing or broken email template (an override's) stops the start
+        worker = container.outbox_worker()
         gc.collect()
         gc.freeze()  # what start-up built lives as long as the process: keep it out of every later collection
-        yield
-        await close_resources(container)
+        worker.start()  # delivers the outbox in the background, in every server process
+        try:
+            yield
+        finally:
+            await close_resources(container)  # stops the worker first, within a few seconds
 
     app = FastAPI(
         title="usermgmt",

@@ -1,0 +1,38 @@
+"""Email delivery adapters: the MIME form every message takes, the SMTP and file mailers, the in-memory fake, and
+the Jinja2 renderer of the built-in (and overridden) templates."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from email.message import EmailMessage as MimeMessage
+from email.utils import format_datetime
+
+from usermgmt.application.ports import DeliveryFailed, EmailMessage
+
+TEMPLATE_HEADER = "X-Usermgmt-Template"
+
+
+def mime_message(message: EmailMessage, *, date: datetime | None = None) -> MimeMessage:
+    """``message`` as a MIME message: a plain-text part and its HTML alternative, with ``From``, ``To``,
+    ``Subject``, ``Date`` (``date``, or now), the stable ``Message-ID``, ``Auto-Submitted: auto-generated`` (RFC 3834:
+    no auto-replies) and ``X-Usermgmt-Template`` naming the template.
+
+    Raises ``DeliveryFailed`` (permanent) for a message that cannot be written (a line break in a header, say)."""
+    try:
+        return _mime(message, date)
+    except (ValueError, TypeError) as error:
+        raise DeliveryFailed(f"invalid message ({type(error).__name__})", permanent=True, detail=str(error)) from error
+
+
+def _mime(message: EmailMessage, date: datetime | None) -> MimeMessage:
+    mime = MimeMessage()
+    mime["From"] = message.sender
+    mime["To"] = message.to
+    mime["Subject"] = message.subject
+    mime["Date"] = format_datetime(date or datetime.now(UTC))
+    mime["Message-ID"] = message.message_id
+    mime["Auto-Submitted"] = "auto-generated"
+    mime[TEMPLATE_HEADER] = message.template
+    mime.set_content(message.text)
+    mime.add_alternative(message.html, subtype="html")
+    return mime
