@@ -17,6 +17,7 @@ from tests.unit.application._support import (
 from usermgmt.adapters.memory import FakePasswordHasher, FrozenClock
 from usermgmt.application.abuse import Guard
 from usermgmt.application.commands import ChangePassword, ClientInfo, RefreshSession
+from usermgmt.application.email import Postman
 from usermgmt.application.errors import (
     ConcurrentUpdate,
     InvalidAccessToken,
@@ -140,12 +141,18 @@ async def test_policy_is_the_configured_one(
     hasher: FakePasswordHasher,
     clock: FrozenClock,
     guard: Guard,
+    postman: Postman,
     login: SignIn,
     alice: User,
 ) -> None:
     pair = await login(login_cmd())
     strict = ChangePasswordHandler(
-        uow=uow, hasher=hasher, screen=PasswordScreen(PasswordPolicy(min_length=30)), clock=clock, guard=guard
+        uow=uow,
+        hasher=hasher,
+        screen=PasswordScreen(PasswordPolicy(min_length=30)),
+        clock=clock,
+        guard=guard,
+        postman=postman,
     )
 
     with pytest.raises(WeakPassword):
@@ -191,11 +198,16 @@ class ConcurrentChangeHasher(FakePasswordHasher):
 
 
 async def test_password_changed_meanwhile_is_a_concurrent_update(
-    uow: RecordingUnitOfWork, clock: FrozenClock, guard: Guard, login: SignIn, alice: User
+    uow: RecordingUnitOfWork, clock: FrozenClock, guard: Guard, postman: Postman, login: SignIn, alice: User
 ) -> None:
     pair = await login(login_cmd())
     handler = ChangePasswordHandler(
-        uow=uow, hasher=ConcurrentChangeHasher(uow), screen=PasswordScreen(PasswordPolicy()), clock=clock, guard=guard
+        uow=uow,
+        hasher=ConcurrentChangeHasher(uow),
+        screen=PasswordScreen(PasswordPolicy()),
+        clock=clock,
+        guard=guard,
+        postman=postman,
     )
 
     with pytest.raises(ConcurrentUpdate):
