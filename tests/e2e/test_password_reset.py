@@ -175,9 +175,7 @@ async def test_a_reset_link_works_once(client: httpx.AsyncClient, signup: Signup
     assert (await login(client, account.email, NEW_PASSWORD)).status_code == 200
 
 
-async def test_a_reset_kills_every_other_reset_link(
-    client: httpx.AsyncClient, signup: Signup, mailbox: Outbox
-) -> None:
+async def test_a_reset_kills_every_other_reset_link(client: httpx.AsyncClient, signup: Signup, mailbox: Outbox) -> None:
     account = await signup()
     first = await reset_link(client, mailbox, account.email)
     second = await reset_link(client, mailbox, account.email)
