@@ -26,12 +26,14 @@ from usermgmt.adapters.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork
 from usermgmt.adapters.system import SystemClock, UuidV7Generator
 from usermgmt.adapters.tokens import JoseAccessTokenService
 from usermgmt.application.abuse import Guard, RateLimitPolicy, Throttle
+from usermgmt.application.devices import KnownDevices
 from usermgmt.application.email import EmailPolicy, Postman
 from usermgmt.application.handlers.authenticate import AuthenticateHandler
 from usermgmt.application.handlers.change_password import ChangePasswordHandler
 from usermgmt.application.handlers.delete_account import DeleteAccountHandler
 from usermgmt.application.handlers.login import LoginHandler
 from usermgmt.application.handlers.logout import LogoutHandler
+from usermgmt.application.handlers.password_reset import ForgotPasswordHandler, ResetPasswordHandler
 from usermgmt.application.handlers.refresh_session import RefreshSessionHandler
 from usermgmt.application.handlers.register_user import RegisterUserHandler
 from usermgmt.application.handlers.session_issuer import SessionIssuer
@@ -191,13 +193,26 @@ class Container(containers.DeclarativeContainer):
         doorbell=mail_doorbell,
         send_timeout=providers.Callable(send_timeout_from, settings),
     )
+    devices = providers.Singleton(
+        KnownDevices,
+        postman=postman,
+        notify=email_policy.provided.notify_new_device,
+        ipv6_prefix=rate_limit_policy.provided.ipv6_prefix,
+    )
     guard = providers.Factory(Guard, throttle=throttle, uow=uow, clock=clock)
     principals = providers.Singleton(principal_reader_from, settings, engine)
     health = providers.Singleton(SqlAlchemyHealthCheck, engine=engine)
 
     # Use cases
     register_user = providers.Factory(
-        RegisterUserHandler, uow=uow, hasher=hasher, screen=password_screen, clock=clock, ids=ids, guard=guard
+        RegisterUserHandler,
+        uow=uow,
+        hasher=hasher,
+        screen=password_screen,
+        clock=clock,
+        ids=ids,
+        guard=guard,
+        devices=devices,
     )
     session_issuer = providers.Factory(
         SessionIssuer,
@@ -207,6 +222,7 @@ class Container(containers.DeclarativeContainer):
         clock=clock,
         ids=ids,
         session_lifetime=settings.provided.tokens.refresh_ttl,
+        devices=devices,
     )
     login = providers.Factory(LoginHandler, uow=uow, hasher=hasher, issuer=session_issuer, clock=clock, guard=guard)
     refresh_session = providers.Factory(
@@ -224,9 +240,17 @@ class Container(containers.DeclarativeContainer):
     )
     update_profile = providers.Factory(UpdateProfileHandler, uow=uow, clock=clock, guard=guard)
     change_password = providers.Factory(
-        ChangePasswordHandler, uow=uow, hasher=hasher, screen=password_screen, clock=clock, guard=guard
+        ChangePasswordHandler,
+        uow=uow,
+        hasher=hasher,
+        screen=password_screen,
+        clock=clock,
+        guard=guard,
+        postman=postman,
     )
-    delete_account = providers.Factory(DeleteAccountHandler, uow=uow, hasher=hasher, clock=clock, guard=guard)
+    delete_account = providers.Factory(
+        DeleteAccountHandler, uow=uow, hasher=hasher, clock=clock, guard=guard, postman=postman
+    )
     list_sessions = providers.Factory(ListSessionsHandler, uow=uow, clock=clock)
     revoke_session = providers.Factory(RevokeSessionHandler, uow=uow, clock=clock)
     list_events = providers.Factory(ListEventsHandler, uow=uow)
@@ -235,6 +259,10 @@ class Container(containers.DeclarativeContainer):
     # Email flows: verification and email change.
 
     # Email flows: password reset.
+    forgot_password = providers.Factory(ForgotPasswordHandler, uow=uow, clock=clock, guard=guard, postman=postman)
+    reset_password = providers.Factory(
+        ResetPasswordHandler, uow=uow, hasher=hasher, screen=password_screen, clock=clock, postman=postman
+    )
 
 
 def build_container(settings: Settings | None = None) -> Container:

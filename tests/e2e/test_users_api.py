@@ -208,8 +208,8 @@ async def test_delete_account_erases_everything_and_frees_the_email(
         "retired_refresh_tokens": 1,
         "security_events": 4,  # registered, two logins, one refresh
         "email_tokens": 0,
-        "email_outbox": 0,
-        "known_devices": 0,
+        "email_outbox": 0,  # signed up and logged in from one device: no new-device notice
+        "known_devices": 1,
     }
     user_id = account.user["id"]
     async with engine.connect() as connection:

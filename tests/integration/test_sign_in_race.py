@@ -34,6 +34,7 @@ from usermgmt.adapters.sqlalchemy.tables import sessions
 from usermgmt.adapters.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork
 from usermgmt.application.abuse import Guard, RateLimitPolicy, Throttle
 from usermgmt.application.commands import ChangePassword, ClientInfo
+from usermgmt.application.email import EmailPolicy, Postman
 from usermgmt.application.errors import InvalidCredentials
 from usermgmt.application.handlers.change_password import ChangePasswordHandler
 from usermgmt.application.handlers.session_issuer import PasswordCheck, ProvenFactor, SessionIssuer
@@ -89,6 +90,7 @@ def change_password(engine: AsyncEngine, clock: FrozenClock) -> ChangePasswordHa
         screen=PasswordScreen(PasswordPolicy()),
         clock=clock,
         guard=guard,
+        postman=Postman(EmailPolicy(frontend_url="https://app.example.com")),
     )
 
 

@@ -154,6 +154,15 @@ class Guard:
         except RateLimited as exc:
             await self._reject(exc, key, client=client, user_id=user_id)
 
+    async def within(self, rule: RateRule, key: str) -> bool:
+        """Count an attempt against ``rule``, silently: False (counting nothing, recording nothing) when the window
+        is already full. For a limit whose rejection must not show, such as reset emails per account."""
+        try:
+            await self._throttle.hit(rule, key)
+        except RateLimited:
+            return False
+        return True
+
     async def hit_per_user(self, rule: RateRule, user_id: UserId, client: ClientInfo) -> None:
         """Count an attempt of the signed-in ``user_id``. Raises: RateLimited."""
         await self.hit(rule, str(user_id), client=client, user_id=user_id)

@@ -97,3 +97,16 @@ class ListEvents:
     user_id: UserId
     limit: int = 20
     before: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ForgotPassword:
+    email: str
+    client: ClientInfo = ClientInfo()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResetPassword:
+    token: str = field(repr=False)
+    new_password: str = field(repr=False)
+    client: ClientInfo = ClientInfo()

@@ -130,6 +130,13 @@ class User:
         self.password_changed_at = now
         self.updated_at = now
 
+    def reset_password(self, new_hash: PasswordHash, *, now: datetime, proven: Email) -> None:
+        """Set a new password through a reset link that went to ``proven``: following it proved that mailbox, so
+        the address is verified too, if it is still the account's."""
+        self.change_password(new_hash, now=now)
+        if proven.canonical == self.email.canonical:
+            self.email_verified = True
+
     def rehash_password(self, new_hash: PasswordHash) -> None:
         """Store the same password under newer hashing parameters; not a password change."""
         self.password_hash = new_hash

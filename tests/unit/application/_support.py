@@ -23,6 +23,7 @@ ALICE_PASSWORD = "correct horse battery staple"
 BOB_EMAIL = "bob@example.com"
 BOB_PASSWORD = "bob's long password"
 IP = "192.0.2.10"
+FRONTEND_URL = "https://app.example.com"
 
 
 class RecordingUnitOfWork(InMemoryUnitOfWork):

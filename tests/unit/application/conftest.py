@@ -10,6 +10,7 @@ from tests.unit.application._support import (
     ALICE_PASSWORD,
     BOB_EMAIL,
     BOB_PASSWORD,
+    FRONTEND_URL,
     NOW,
     SESSION_LIFETIME,
     RecordingUnitOfWork,
@@ -26,11 +27,14 @@ from usermgmt.adapters.memory import (
 from usermgmt.adapters.refresh_tokens import SecretsRefreshTokenFactory
 from usermgmt.application import commands
 from usermgmt.application.abuse import Guard, RateLimitPolicy, Throttle
+from usermgmt.application.devices import KnownDevices
+from usermgmt.application.email import EmailPolicy, Postman
 from usermgmt.application.handlers.authenticate import AuthenticateHandler
 from usermgmt.application.handlers.change_password import ChangePasswordHandler
 from usermgmt.application.handlers.delete_account import DeleteAccountHandler
 from usermgmt.application.handlers.login import LoginHandler
 from usermgmt.application.handlers.logout import LogoutHandler
+from usermgmt.application.handlers.password_reset import ForgotPasswordHandler, ResetPasswordHandler
 from usermgmt.application.handlers.refresh_session import RefreshSessionHandler
 from usermgmt.application.handlers.register_user import RegisterUserHandler
 from usermgmt.application.handlers.session_issuer import SessionIssuer
@@ -99,6 +103,21 @@ def guard(throttle: Throttle, uow: RecordingUnitOfWork, clock: FrozenClock) -> G
 
 
 @pytest.fixture
+def email_policy() -> EmailPolicy:
+    return EmailPolicy(frontend_url=FRONTEND_URL)
+
+
+@pytest.fixture
+def postman(email_policy: EmailPolicy) -> Postman:
+    return Postman(email_policy)
+
+
+@pytest.fixture
+def devices(postman: Postman, email_policy: EmailPolicy, rate_limits: RateLimitPolicy) -> KnownDevices:
+    return KnownDevices(postman, notify=email_policy.notify_new_device, ipv6_prefix=rate_limits.ipv6_prefix)
+
+
+@pytest.fixture
 def register(
     uow: RecordingUnitOfWork,
     hasher: FakePasswordHasher,
@@ -106,8 +125,11 @@ def register(
     clock: FrozenClock,
     ids: SequentialIdGenerator,
     guard: Guard,
+    devices: KnownDevices,
 ) -> RegisterUserHandler:
-    return RegisterUserHandler(uow=uow, hasher=hasher, screen=screen, clock=clock, ids=ids, guard=guard)
+    return RegisterUserHandler(
+        uow=uow, hasher=hasher, screen=screen, clock=clock, ids=ids, guard=guard, devices=devices
+    )
 
 
 @pytest.fixture
@@ -117,6 +139,7 @@ def issuer(
     refresh_tokens: SecretsRefreshTokenFactory,
     clock: FrozenClock,
     ids: SequentialIdGenerator,
+    devices: KnownDevices,
 ) -> SessionIssuer:
     return SessionIssuer(
         uow=uow,
@@ -125,6 +148,7 @@ def issuer(
         clock=clock,
         ids=ids,
         session_lifetime=SESSION_LIFETIME,
+        devices=devices,
     )
 
 
@@ -177,16 +201,35 @@ def update_profile(uow: RecordingUnitOfWork, clock: FrozenClock, guard: Guard) -
 
 @pytest.fixture
 def change_password(
-    uow: RecordingUnitOfWork, hasher: FakePasswordHasher, screen: PasswordScreen, clock: FrozenClock, guard: Guard
+    uow: RecordingUnitOfWork,
+    hasher: FakePasswordHasher,
+    screen: PasswordScreen,
+    clock: FrozenClock,
+    guard: Guard,
+    postman: Postman,
 ) -> ChangePasswordHandler:
-    return ChangePasswordHandler(uow=uow, hasher=hasher, screen=screen, clock=clock, guard=guard)
+    return ChangePasswordHandler(uow=uow, hasher=hasher, screen=screen, clock=clock, guard=guard, postman=postman)
 
 
 @pytest.fixture
 def delete_account(
-    uow: RecordingUnitOfWork, hasher: FakePasswordHasher, clock: FrozenClock, guard: Guard
+    uow: RecordingUnitOfWork, hasher: FakePasswordHasher, clock: FrozenClock, guard: Guard, postman: Postman
 ) -> DeleteAccountHandler:
-    return DeleteAccountHandler(uow=uow, hasher=hasher, clock=clock, guard=guard)
+    return DeleteAccountHandler(uow=uow, hasher=hasher, clock=clock, guard=guard, postman=postman)
+
+
+@pytest.fixture
+def forgot_password(
+    uow: RecordingUnitOfWork, clock: FrozenClock, guard: Guard, postman: Postman
+) -> ForgotPasswordHandler:
+    return ForgotPasswordHandler(uow=uow, clock=clock, guard=guard, postman=postman)
+
+
+@pytest.fixture
+def reset_password(
+    uow: RecordingUnitOfWork, hasher: FakePasswordHasher, screen: PasswordScreen, clock: FrozenClock, postman: Postman
+) -> ResetPasswordHandler:
+    return ResetPasswordHandler(uow=uow, hasher=hasher, screen=screen, clock=clock, postman=postman)
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from uuid import UUID
 
 import pytest
 
+from tests.unit.application._mail import queued
 from tests.unit.application._support import (
     ALICE_EMAIL,
     ALICE_PASSWORD,
@@ -17,6 +18,7 @@ from tests.unit.application._support import (
 from usermgmt.adapters.memory import FakePasswordHasher, FrozenClock
 from usermgmt.application.abuse import Guard
 from usermgmt.application.commands import ChangePassword, ClientInfo, RefreshSession
+from usermgmt.application.email import Postman, Template
 from usermgmt.application.errors import (
     ConcurrentUpdate,
     InvalidAccessToken,
@@ -32,7 +34,7 @@ from usermgmt.domain.errors import UserInactive, WeakPassword
 from usermgmt.domain.events import EventType
 from usermgmt.domain.model import User
 from usermgmt.domain.password_policy import PasswordPolicy
-from usermgmt.domain.value_objects import PasswordHash, PlainPassword, SessionId, UserId
+from usermgmt.domain.value_objects import EmailTokenPurpose, PasswordHash, PlainPassword, SessionId, UserId
 
 NEW_PASSWORD = "a brand new passphrase"
 
@@ -140,12 +142,18 @@ async def test_policy_is_the_configured_one(
     hasher: FakePasswordHasher,
     clock: FrozenClock,
     guard: Guard,
+    postman: Postman,
     login: SignIn,
     alice: User,
 ) -> None:
     pair = await login(login_cmd())
     strict = ChangePasswordHandler(
-        uow=uow, hasher=hasher, screen=PasswordScreen(PasswordPolicy(min_length=30)), clock=clock, guard=guard
+        uow=uow,
+        hasher=hasher,
+        screen=PasswordScreen(PasswordPolicy(min_length=30)),
+        clock=clock,
+        guard=guard,
+        postman=postman,
     )
 
     with pytest.raises(WeakPassword):
@@ -191,11 +199,16 @@ class ConcurrentChangeHasher(FakePasswordHasher):
 
 
 async def test_password_changed_meanwhile_is_a_concurrent_update(
-    uow: RecordingUnitOfWork, clock: FrozenClock, guard: Guard, login: SignIn, alice: User
+    uow: RecordingUnitOfWork, clock: FrozenClock, guard: Guard, postman: Postman, login: SignIn, alice: User
 ) -> None:
     pair = await login(login_cmd())
     handler = ChangePasswordHandler(
-        uow=uow, hasher=ConcurrentChangeHasher(uow), screen=PasswordScreen(PasswordPolicy()), clock=clock, guard=guard
+        uow=uow,
+        hasher=ConcurrentChangeHasher(uow),
+        screen=PasswordScreen(PasswordPolicy()),
+        clock=clock,
+        guard=guard,
+        postman=postman,
     )
 
     with pytest.raises(ConcurrentUpdate):
@@ -242,3 +255,51 @@ async def test_password_changes_are_rate_limited_per_user(
 
     assert excinfo.value.rule == "password_changes_per_user"
     assert hasher.verifications == spent
+
+
+async def test_change_password_sends_the_notice_and_kills_the_reset_links_only(
+    change_password: ChangePasswordHandler,
+    login: SignIn,
+    postman: Postman,
+    uow: RecordingUnitOfWork,
+    clock: FrozenClock,
+    alice: User,
+    bob: User,
+) -> None:
+    pair = await login(login_cmd())
+    async with uow:
+        for user, purpose in (
+            (alice, EmailTokenPurpose.RESET),
+            (alice, EmailTokenPurpose.VERIFY),
+            (bob, EmailTokenPurpose.RESET),
+        ):
+            await postman.send_link(
+                uow, user_id=user.id, to=user.email, purpose=purpose, template=Template.RESET_PASSWORD, now=clock.now()
+            )
+        await uow.commit()
+    clock.advance(timedelta(minutes=3))
+
+    await change_password(change(alice, pair.session_id, client=client(ip="198.51.100.7", user_agent="laptop")))
+
+    assert sorted((t.user_id, t.purpose) for t in uow.store.email_tokens.values()) == sorted(
+        [(alice.id, EmailTokenPurpose.VERIFY), (bob.id, EmailTokenPurpose.RESET)]
+    )
+    (notice,) = queued(uow.store, "password_changed")
+    assert (notice.to, notice.user_id) == (ALICE_EMAIL, alice.id)
+    assert notice.context == {
+        "reset": False,
+        "at": clock.now().isoformat(timespec="seconds"),
+        "ip": "198.51.100.7",
+        "user_agent": "laptop",
+    }
+
+
+async def test_a_refused_change_sends_no_notice(
+    change_password: ChangePasswordHandler, login: SignIn, uow: RecordingUnitOfWork, alice: User
+) -> None:
+    pair = await login(login_cmd())
+    with pytest.raises(InvalidPassword):
+        await change_password(change(alice, pair.session_id, current="not my password"))
+    with pytest.raises(WeakPassword):
+        await change_password(change(alice, pair.session_id, new="short"))
+    assert queued(uow.store, "password_changed") == []

@@ -5,6 +5,7 @@ from uuid import UUID
 
 import pytest
 
+from tests.unit.application._mail import queued
 from tests.unit.application._support import (
     ALICE_EMAIL,
     ALICE_PASSWORD,
@@ -17,9 +18,10 @@ from tests.unit.application._support import (
 )
 from usermgmt.adapters.memory import FakePasswordHasher, FrozenClock
 from usermgmt.adapters.sqlalchemy.tables import PERSONAL_DATA
-from usermgmt.application.commands import DeleteAccount, RefreshSession, RegisterUser
+from usermgmt.application.commands import DeleteAccount, ForgotPassword, RefreshSession, RegisterUser
 from usermgmt.application.errors import InvalidAccessToken, InvalidCredentials, InvalidPassword, RateLimited
 from usermgmt.application.handlers.delete_account import DeleteAccountHandler
+from usermgmt.application.handlers.password_reset import ForgotPasswordHandler
 from usermgmt.application.handlers.refresh_session import RefreshSessionHandler
 from usermgmt.application.handlers.register_user import RegisterUserHandler
 from usermgmt.domain.events import EventType
@@ -156,3 +158,42 @@ async def test_deletions_are_rate_limited_per_user(
     assert excinfo.value.rule == "deletions_per_user"
     assert hasher.verifications == spent
     assert alice.id in uow.store.users
+
+
+async def test_the_deleted_notice_survives_the_erasure_of_the_accounts_queued_mail(
+    delete_account: DeleteAccountHandler,
+    forgot_password: ForgotPasswordHandler,
+    login: SignIn,
+    uow: RecordingUnitOfWork,
+    clock: FrozenClock,
+    alice: User,
+    bob: User,
+) -> None:
+    await login(login_cmd())  # a new device: alice's new_device notice is queued
+    await forgot_password(ForgotPassword(email=ALICE_EMAIL))
+    await forgot_password(ForgotPassword(email=bob.email.value))
+    assert {m.template for m in queued(uow.store, to=ALICE_EMAIL)} == {"new_device", "reset_password"}
+    clock.advance(timedelta(minutes=1))
+
+    receipt = await delete_account(
+        DeleteAccount(user_id=alice.id, password=ALICE_PASSWORD, client=client(ip="198.51.100.3", user_agent="tablet"))
+    )
+
+    assert {e.what: e.count for e in receipt.erased}["email_outbox"] == 2
+    (notice,) = queued(uow.store, to=ALICE_EMAIL)
+    assert (notice.template, notice.user_id) == ("account_deleted", None)
+    assert notice.context == {
+        "deleted_at": receipt.deleted_at.isoformat(),
+        "at": clock.now().isoformat(timespec="seconds"),
+        "ip": "198.51.100.3",
+        "user_agent": "tablet",
+    }
+    assert [m.template for m in queued(uow.store, to=bob.email.value)] == ["reset_password"]
+
+
+async def test_a_refused_deletion_sends_no_notice(
+    delete_account: DeleteAccountHandler, uow: RecordingUnitOfWork, alice: User
+) -> None:
+    with pytest.raises(InvalidPassword):
+        await delete_account(DeleteAccount(user_id=alice.id, password="not my password"))
+    assert queued(uow.store, "account_deleted") == []

@@ -21,6 +21,7 @@ from usermgmt.adapters.memory import FakeAccessTokenService, FakePasswordHasher,
 from usermgmt.adapters.refresh_tokens import SecretsRefreshTokenFactory
 from usermgmt.application.abuse import Guard, RateLimitPolicy, RateRule
 from usermgmt.application.commands import ChangePassword, Login, RegisterUser
+from usermgmt.application.email import Postman
 from usermgmt.application.errors import InvalidCredentials, RateLimited
 from usermgmt.application.handlers.change_password import ChangePasswordHandler
 from usermgmt.application.handlers.login import LoginHandler
@@ -65,6 +66,7 @@ async def test_a_login_whose_check_began_before_a_password_change_gets_no_sessio
     guard: Guard,
     screen: PasswordScreen,
     clock: FrozenClock,
+    postman: Postman,
     alice: User,
 ) -> None:
     """Defect 2 of issue 12: the login's session used to be committed after the change had revoked every session,
@@ -72,7 +74,12 @@ async def test_a_login_whose_check_began_before_a_password_change_gets_no_sessio
     hasher = GatedHasher(ALICE_PASSWORD)
     login = LoginHandler(uow=uow, hasher=hasher, issuer=issuer, clock=clock, guard=guard)
     change = ChangePasswordHandler(
-        uow=RecordingUnitOfWork(uow.store), hasher=FakePasswordHasher(), screen=screen, clock=clock, guard=guard
+        uow=RecordingUnitOfWork(uow.store),
+        hasher=FakePasswordHasher(),
+        screen=screen,
+        clock=clock,
+        guard=guard,
+        postman=postman,
     )
     phone = await SignIn(LoginHandler(uow=uow, hasher=FakePasswordHasher(), issuer=issuer, clock=clock, guard=guard))(
         login_cmd()

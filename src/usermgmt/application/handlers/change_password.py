@@ -5,6 +5,7 @@ from typing import ClassVar
 from usermgmt.application import commands
 from usermgmt.application.abuse import Guard, RateRule
 from usermgmt.application.audit import security_event
+from usermgmt.application.email import Postman, Template, notice_context
 from usermgmt.application.errors import (
     ConcurrentUpdate,
     InvalidAccessToken,
@@ -17,11 +18,12 @@ from usermgmt.application.ports import Clock, PasswordHasher, UnitOfWork
 from usermgmt.application.screening import PasswordScreen
 from usermgmt.domain.errors import DomainError, WeakPassword
 from usermgmt.domain.events import EventType
-from usermgmt.domain.value_objects import PlainPassword
+from usermgmt.domain.value_objects import EmailTokenPurpose, PlainPassword
 
 
 class ChangePasswordHandler:
-    """Replace the password after proving the current one; every other session of the user ends."""
+    """Replace the password after proving the current one; every other session of the user ends, every outstanding
+    reset link dies, and the account's address gets the ``password_changed`` notice."""
 
     raises: ClassVar[tuple[type[DomainError], ...]] = (
         RateLimited,
@@ -33,9 +35,16 @@ class ChangePasswordHandler:
     )
 
     def __init__(
-        self, uow: UnitOfWork, hasher: PasswordHasher, screen: PasswordScreen, clock: Clock, guard: Guard
+        self,
+        uow: UnitOfWork,
+        hasher: PasswordHasher,
+        screen: PasswordScreen,
+        clock: Clock,
+        guard: Guard,
+        postman: Postman,
     ) -> None:
         self._uow, self._hasher, self._screen, self._clock, self._guard = uow, hasher, screen, clock, guard
+        self._postman = postman
 
     async def __call__(self, cmd: commands.ChangePassword) -> int:
         """Return how many other sessions were revoked.
@@ -66,6 +75,8 @@ class ChangePasswordHandler:
             current.change_password(new_hash, now=now)
             await self._uow.users.update(current)
             revoked = await self._uow.sessions.delete_for_user(cmd.user_id, keep=cmd.session_id)
+            # A reset link sent before proves nothing about the new password: it must not undo this change.
+            await self._uow.email_tokens.delete_for_user(cmd.user_id, EmailTokenPurpose.RESET)
             await self._uow.record(
                 security_event(
                     EventType.PASSWORD_CHANGED,
@@ -75,6 +86,15 @@ class ChangePasswordHandler:
                     session_id=cmd.session_id,
                     revoked_sessions=revoked,
                 )
+            )
+            await self._postman.send(
+                self._uow,
+                to=current.email,
+                template=Template.PASSWORD_CHANGED,
+                now=now,
+                user_id=cmd.user_id,
+                reset=False,
+                **notice_context(cmd.client, now),
             )
             await self._uow.commit()
         return revoked

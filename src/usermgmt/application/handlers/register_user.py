@@ -5,6 +5,7 @@ from typing import ClassVar
 from usermgmt.application import commands
 from usermgmt.application.abuse import Guard, RateRule
 from usermgmt.application.audit import security_event
+from usermgmt.application.devices import KnownDevices
 from usermgmt.application.errors import EmailTaken, RateLimited, ServiceUnavailable, UsernameTaken
 from usermgmt.application.ports import Clock, IdGenerator, PasswordHasher, UnitOfWork
 from usermgmt.application.screening import PasswordScreen
@@ -36,9 +37,10 @@ class RegisterUserHandler:
         clock: Clock,
         ids: IdGenerator,
         guard: Guard,
+        devices: KnownDevices | None = None,
     ) -> None:
         self._uow, self._hasher, self._screen, self._clock, self._ids = uow, hasher, screen, clock, ids
-        self._guard = guard
+        self._guard, self._devices = guard, devices
 
     async def __call__(self, cmd: commands.RegisterUser) -> User:
         """Raises: RateLimited, InvalidEmail, InvalidUsername, InvalidFullName, WeakPassword, EmailTaken,
@@ -69,5 +71,7 @@ class RegisterUserHandler:
         async with self._uow:
             await self._uow.users.add(user)
             await self._uow.record(security_event(EventType.REGISTERED, at=now, client=cmd.client, user_id=user.id))
+            if self._devices is not None:  # the browser that signed up is no new device at its first sign-in
+                await self._devices.remember(self._uow, user.id, cmd.client, now)
             await self._uow.commit()
         return user

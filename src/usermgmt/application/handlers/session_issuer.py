@@ -9,6 +9,7 @@ from typing import ClassVar
 
 from usermgmt.application.audit import security_event
 from usermgmt.application.commands import ClientInfo
+from usermgmt.application.devices import KnownDevices
 from usermgmt.application.errors import InvalidCredentials
 from usermgmt.application.ports import (
     AccessTokenService,
@@ -57,6 +58,9 @@ class SessionIssuer:
 
     The user's row stays locked until the session is committed, so a password change (which writes that row and
     then ends every other session) either sees the new session and ends it, or makes this sign-in fail.
+
+    With ``devices``, the same transaction remembers the device signed in from and queues the ``new_device``
+    notice for one not seen lately, so every first factor gets it.
     """
 
     raises: ClassVar[tuple[type[DomainError], ...]] = (InvalidCredentials, UserInactive)
@@ -70,9 +74,10 @@ class SessionIssuer:
         ids: IdGenerator,
         session_lifetime: timedelta,
         second_factors: SecondFactorPolicy | None = None,
+        devices: KnownDevices | None = None,
     ) -> None:
         self._uow, self._access, self._refresh, self._clock = uow, access_tokens, refresh_tokens, clock
-        self._ids, self._lifetime = ids, session_lifetime
+        self._ids, self._lifetime, self._devices = ids, session_lifetime, devices
         self._second_factors: SecondFactorPolicy = second_factors or NoSecondFactor()
 
     async def sign_in(self, factor: ProvenFactor, client: ClientInfo) -> SignInResult:
@@ -120,6 +125,8 @@ class SessionIssuer:
                     amr=list(session.amr),
                 )
             )
+            if self._devices is not None:
+                await self._devices.signed_in(self._uow, user_id=user.id, email=user.email, client=client, now=now)
             await self._uow.commit()
         return SignedIn(self.pair(session, refresh_token))
 

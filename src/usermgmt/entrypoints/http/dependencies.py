@@ -14,6 +14,7 @@ from usermgmt.application.handlers.change_password import ChangePasswordHandler
 from usermgmt.application.handlers.delete_account import DeleteAccountHandler
 from usermgmt.application.handlers.login import LoginHandler
 from usermgmt.application.handlers.logout import LogoutHandler
+from usermgmt.application.handlers.password_reset import ForgotPasswordHandler, ResetPasswordHandler
 from usermgmt.application.handlers.refresh_session import RefreshSessionHandler
 from usermgmt.application.handlers.register_user import RegisterUserHandler
 from usermgmt.application.handlers.sessions import ListEventsHandler, ListSessionsHandler, RevokeSessionHandler
@@ -46,6 +47,8 @@ DeleteAccount = Annotated[DeleteAccountHandler, provided("delete_account")]
 ListSessions = Annotated[ListSessionsHandler, provided("list_sessions")]
 RevokeSession = Annotated[RevokeSessionHandler, provided("revoke_session")]
 ListEvents = Annotated[ListEventsHandler, provided("list_events")]
+ForgotPassword = Annotated[ForgotPasswordHandler, provided("forgot_password")]
+ResetPassword = Annotated[ResetPasswordHandler, provided("reset_password")]
 
 
 class BearerPrincipal(OAuth2PasswordBearer):

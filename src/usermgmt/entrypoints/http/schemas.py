@@ -71,6 +71,19 @@ class DeleteAccountIn(RequestModel):
     password: SecretText = Field(repr=False)
 
 
+class ForgotPasswordIn(RequestModel):
+    email: EmailText
+
+
+class ResetPasswordIn(RequestModel):
+    token: TokenText = Field(repr=False, description="The `token` of the link in the reset email.")
+    new_password: SecretText = Field(repr=False)
+
+
+class ForgotPasswordOut(BaseModel):
+    detail: str = Field(description="The same text for every address, whether or not an account has it.")
+
+
 class UserOut(BaseModel):
     id: UUID
     email: str

@@ -1,4 +1,4 @@
-"""/api/v1/auth: register, login, refresh, logout."""
+"""/api/v1/auth: register, login, refresh, logout, and the forgotten password."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from usermgmt.application import commands
 from usermgmt.application.handlers.login import LoginHandler
 from usermgmt.application.handlers.logout import LogoutHandler
+from usermgmt.application.handlers.password_reset import ForgotPasswordHandler, ResetPasswordHandler
 from usermgmt.application.handlers.refresh_session import RefreshSessionHandler
 from usermgmt.application.handlers.register_user import RegisterUserHandler
 from usermgmt.application.results import SignedIn
@@ -20,7 +21,17 @@ from usermgmt.entrypoints.http.errors import field_errors, problem_responses
 from usermgmt.entrypoints.http.openapi import component_ref
 from usermgmt.entrypoints.http.routers.presenters import token_pair_out, user_out
 from usermgmt.entrypoints.http.routing import StrictJsonRoute, parse_form, parse_json
-from usermgmt.entrypoints.http.schemas import LoginForm, LoginIn, RefreshIn, RegisterIn, TokenPairOut, UserOut
+from usermgmt.entrypoints.http.schemas import (
+    ForgotPasswordIn,
+    ForgotPasswordOut,
+    LoginForm,
+    LoginIn,
+    RefreshIn,
+    RegisterIn,
+    ResetPasswordIn,
+    TokenPairOut,
+    UserOut,
+)
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"], route_class=StrictJsonRoute)
 
@@ -112,4 +123,40 @@ async def refresh(body: RefreshIn, handler: deps.RefreshSession, client: deps.Cl
 async def logout(principal: deps.CurrentPrincipal, handler: deps.Logout, client: deps.Client) -> Response:
     """End this session: its refresh token and access tokens stop working."""
     await handler(commands.Logout(user_id=principal.user_id, session_id=principal.session_id, client=client))
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+FORGOT_PASSWORD_ANSWER = ForgotPasswordOut(
+    detail="If an account uses this address, a link to reset its password has been sent to it."
+)
+
+
+@router.post(
+    "/password/forgot",
+    operation_id="auth_password_forgot",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=ForgotPasswordOut,
+    responses=problem_responses(ForgotPasswordHandler, body=True),
+)
+@field_errors(email=InvalidEmail)
+async def forgot_password(
+    body: ForgotPasswordIn, handler: deps.ForgotPassword, client: deps.Client
+) -> ForgotPasswordOut:
+    """Ask for a password reset link. The answer is the same whether or not an account has the address; the link
+    (valid for ``USERMGMT_PASSWORD_RESET_TTL``) goes to the account's address, if it has one that may sign in."""
+    await handler(commands.ForgotPassword(email=body.email, client=client))
+    return FORGOT_PASSWORD_ANSWER
+
+
+@router.post(
+    "/password/reset",
+    operation_id="auth_password_reset",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(ResetPasswordHandler, body=True),
+)
+@field_errors(new_password=WeakPassword)
+async def reset_password(body: ResetPasswordIn, handler: deps.ResetPassword, client: deps.Client) -> Response:
+    """Set a new password with the token of a reset link. Every session of the account ends; nobody is signed in
+    (log in with the new password)."""
+    await handler(commands.ResetPassword(token=body.token, new_password=body.new_password, client=client))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
