@@ -81,6 +81,10 @@ class EmailChangeIn(RequestModel):
     password: SecretText = Field(repr=False, description="The current password.")
 
 
+class EmailSentOut(BaseModel):
+    detail: str = Field(description="What was sent, and where.")
+
+
 class ForgotPasswordIn(RequestModel):
     email: EmailText
 

@@ -30,6 +30,7 @@ from usermgmt.entrypoints.http.schemas import (
     DeleteAccountIn,
     DeletionReceiptOut,
     EmailChangeIn,
+    EmailSentOut,
     EventPageOut,
     ProfilePatch,
     SessionOut,
@@ -74,26 +75,28 @@ async def update_me(
     "/email/verification",
     operation_id="users_me_email_verification_send",
     status_code=status.HTTP_202_ACCEPTED,
+    response_model=EmailSentOut,
     responses=problem_responses(ResendVerificationHandler, bearer=True),
 )
 async def resend_verification(
     principal: deps.CurrentPrincipal, handler: deps.ResendVerification, client: deps.Client
-) -> Response:
+) -> EmailSentOut:
     """Send a fresh verification link to the caller's address (older links stop working)."""
     await handler(commands.ResendVerification(user_id=principal.user_id, client=client))
-    return Response(status_code=status.HTTP_202_ACCEPTED)
+    return EmailSentOut(detail="A new verification link has been sent to your email address.")
 
 
 @router.post(
     "/email",
     operation_id="users_me_email_change",
     status_code=status.HTTP_202_ACCEPTED,
+    response_model=EmailSentOut,
     responses=problem_responses(RequestEmailChangeHandler, body=True, bearer=True),
 )
 @field_errors(new_email=InvalidEmail)
 async def request_email_change(
     body: EmailChangeIn, principal: deps.CurrentPrincipal, handler: deps.RequestEmailChange, client: deps.Client
-) -> Response:
+) -> EmailSentOut:
     """Ask to move the account to ``new_email``, with the current password. The address stays the current one
     (shown as ``pending_email`` meanwhile) until the link sent to the new address is followed; the current address
     is told at once."""
@@ -106,7 +109,7 @@ async def request_email_change(
             client=client,
         )
     )
-    return Response(status_code=status.HTTP_202_ACCEPTED)
+    return EmailSentOut(detail="A link to confirm the change has been sent to the new address.")
 
 
 @router.post(
