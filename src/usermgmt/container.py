@@ -31,6 +31,12 @@ from usermgmt.application.email import EmailPolicy, Postman
 from usermgmt.application.handlers.authenticate import AuthenticateHandler
 from usermgmt.application.handlers.change_password import ChangePasswordHandler
 from usermgmt.application.handlers.delete_account import DeleteAccountHandler
+from usermgmt.application.handlers.email_address import (
+    ConfirmEmailChangeHandler,
+    RequestEmailChangeHandler,
+    ResendVerificationHandler,
+    VerifyEmailHandler,
+)
 from usermgmt.application.handlers.login import LoginHandler
 from usermgmt.application.handlers.logout import LogoutHandler
 from usermgmt.application.handlers.password_reset import ForgotPasswordHandler, ResetPasswordHandler
@@ -213,6 +219,7 @@ class Container(containers.DeclarativeContainer):
         ids=ids,
         guard=guard,
         devices=devices,
+        postman=postman,
     )
     session_issuer = providers.Factory(
         SessionIssuer,
@@ -223,6 +230,7 @@ class Container(containers.DeclarativeContainer):
         ids=ids,
         session_lifetime=settings.provided.tokens.refresh_ttl,
         devices=devices,
+        postman=postman,
     )
     login = providers.Factory(LoginHandler, uow=uow, hasher=hasher, issuer=session_issuer, clock=clock, guard=guard)
     refresh_session = providers.Factory(
@@ -257,6 +265,14 @@ class Container(containers.DeclarativeContainer):
     purge_expired_sessions = providers.Factory(PurgeExpiredSessionsHandler, uow=uow, clock=clock)
 
     # Email flows: verification and email change.
+    verify_email = providers.Factory(VerifyEmailHandler, uow=uow, clock=clock, postman=postman)
+    resend_verification = providers.Factory(
+        ResendVerificationHandler, uow=uow, clock=clock, guard=guard, postman=postman
+    )
+    request_email_change = providers.Factory(
+        RequestEmailChangeHandler, uow=uow, hasher=hasher, clock=clock, guard=guard, postman=postman
+    )
+    confirm_email_change = providers.Factory(ConfirmEmailChangeHandler, uow=uow, clock=clock, postman=postman)
 
     # Email flows: password reset.
     forgot_password = providers.Factory(ForgotPasswordHandler, uow=uow, clock=clock, guard=guard, postman=postman)

@@ -147,12 +147,15 @@ async def test_value_errors_of_the_core_name_the_field_like_every_validation_err
     ]
     responses = [(await client.post(path, json=payload), code, name) for path, payload, code, name in cases]
     patches = [
-        ({"email": "nope"}, "invalid_email", "email"),
         ({"username": "x"}, "invalid_username", "username"),
         ({"full_name": "   "}, "invalid_full_name", "full_name"),
     ]
     for payload, code, name in patches:
         responses.append((await client.patch(ME, headers=account.auth, json=payload), code, name))
+    new_email = {"new_email": "nope", "password": PASSWORD}
+    responses.append(
+        (await client.post(f"{ME}/email", headers=account.auth, json=new_email), "invalid_email", "new_email")
+    )
     change = {"current_password": PASSWORD, "new_password": weak}
     responses.append(
         (await client.post(f"{ME}/password", headers=account.auth, json=change), "weak_password", "new_password")

@@ -144,7 +144,8 @@ async def test_update_writes_back_changes(uow: UnitOfWork) -> None:
     async with uow:
         loaded = await uow.users.get(user.id)
         assert loaded is not None
-        loaded.update_profile(now=later, email=Email("alice@example.org"), full_name=FullName("Alice"))
+        loaded.change_email(Email("alice@example.org"), now=later)
+        loaded.update_profile(now=later, full_name=FullName("Alice"))
         loaded.change_password(PasswordHash("$2b$12$new"), now=later)
         await uow.users.update(loaded)
         await uow.commit()
@@ -197,7 +198,7 @@ async def test_update_to_a_taken_email_is_refused(uow: UnitOfWork) -> None:
     async with uow:
         loaded = await uow.users.get(bob.id)
         assert loaded is not None
-        loaded.update_profile(now=NOW, email=Email("ALICE@example.com"))
+        loaded.change_email(Email("ALICE@example.com"), now=NOW)
         with pytest.raises(EmailTaken):
             await uow.users.update(loaded)
 
@@ -221,7 +222,7 @@ async def test_changing_only_the_case_of_ones_own_email_is_allowed(uow: UnitOfWo
     async with uow:
         loaded = await uow.users.get(user.id)
         assert loaded is not None
-        loaded.update_profile(now=NOW, email=Email("ALICE@example.com"))
+        loaded.change_email(Email("ALICE@example.com"), now=NOW)
         await uow.users.update(loaded)
         await uow.commit()
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Self
 
-from usermgmt.domain.errors import SessionExpired, UserInactive
+from usermgmt.domain.errors import SameEmail, SessionExpired, UserInactive
 from usermgmt.domain.value_objects import (
     AuthMethod,
     Email,
@@ -91,7 +91,6 @@ class User:
         self,
         *,
         now: datetime,
-        email: Email | None = None,
         username: Username | None = None,
         full_name: FullName | None = None,
         clear_username: bool = False,
@@ -99,15 +98,11 @@ class User:
     ) -> list[str]:
         """Apply the given changes; return the names of the fields that really changed.
 
-        A new email address is unverified until proven otherwise.
+        The email address is not among them: it changes only through ``request_email_change`` and
+        ``change_email``, once the new mailbox has proven it is the owner's.
         """
         self.ensure_active()
         changed: list[str] = []
-        if email is not None and email != self.email:
-            if email.canonical != self.email.canonical:
-                self.email_verified = False
-            self.email = email
-            changed.append("email")
         if clear_username and self.username is not None:
             self.username = None
             changed.append("username")
@@ -136,6 +131,36 @@ class User:
         self.change_password(new_hash, now=now)
         if proven.canonical == self.email.canonical:
             self.email_verified = True
+
+    def verify_email(self, proven: Email, *, now: datetime) -> bool:
+        """The mailbox ``proven`` followed a link sent to it: if that is still the account's address, it is verified.
+        Return whether it is (whether or not it was before)."""
+        if proven.canonical != self.email.canonical:
+            return False
+        if not self.email_verified:
+            self.email_verified = True
+            self.updated_at = now
+        return True
+
+    def request_email_change(self, new: Email, *, now: datetime) -> None:
+        """Remember ``new`` as the address asked for; the address stays the current one until ``change_email``.
+        A newer request replaces an older one. Raises: UserInactive, SameEmail."""
+        self.ensure_active()
+        if new.canonical == self.email.canonical:
+            raise SameEmail()
+        self.pending_email = new
+        self.updated_at = now
+
+    def change_email(self, new: Email, *, now: datetime) -> Email:
+        """Make ``new`` the account's address, verified (its mailbox proved it), and drop the pending request;
+        return the old address. Raises: UserInactive."""
+        self.ensure_active()
+        old = self.email
+        self.email = new
+        self.email_verified = True
+        self.pending_email = None
+        self.updated_at = now
+        return old
 
     def rehash_password(self, new_hash: PasswordHash) -> None:
         """Store the same password under newer hashing parameters; not a password change."""

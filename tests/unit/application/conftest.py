@@ -32,6 +32,12 @@ from usermgmt.application.email import EmailPolicy, Postman
 from usermgmt.application.handlers.authenticate import AuthenticateHandler
 from usermgmt.application.handlers.change_password import ChangePasswordHandler
 from usermgmt.application.handlers.delete_account import DeleteAccountHandler
+from usermgmt.application.handlers.email_address import (
+    ConfirmEmailChangeHandler,
+    RequestEmailChangeHandler,
+    ResendVerificationHandler,
+    VerifyEmailHandler,
+)
 from usermgmt.application.handlers.login import LoginHandler
 from usermgmt.application.handlers.logout import LogoutHandler
 from usermgmt.application.handlers.password_reset import ForgotPasswordHandler, ResetPasswordHandler
@@ -127,6 +133,8 @@ def register(
     guard: Guard,
     devices: KnownDevices,
 ) -> RegisterUserHandler:
+    """Registration without the verification email (the flows that do not care about it stay quiet); see
+    ``register_verifying`` in test_email_address.py for the container's wiring."""
     return RegisterUserHandler(
         uow=uow, hasher=hasher, screen=screen, clock=clock, ids=ids, guard=guard, devices=devices
     )
@@ -140,6 +148,7 @@ def issuer(
     clock: FrozenClock,
     ids: SequentialIdGenerator,
     devices: KnownDevices,
+    postman: Postman,
 ) -> SessionIssuer:
     return SessionIssuer(
         uow=uow,
@@ -149,6 +158,7 @@ def issuer(
         ids=ids,
         session_lifetime=SESSION_LIFETIME,
         devices=devices,
+        postman=postman,
     )
 
 
@@ -258,3 +268,27 @@ async def alice(register: RegisterUserHandler) -> User:
 @pytest.fixture
 async def bob(register: RegisterUserHandler) -> User:
     return await register(commands.RegisterUser(email=BOB_EMAIL, password=BOB_PASSWORD, username="bob"))
+
+
+@pytest.fixture
+def verify_email(uow: RecordingUnitOfWork, clock: FrozenClock, postman: Postman) -> VerifyEmailHandler:
+    return VerifyEmailHandler(uow=uow, clock=clock, postman=postman)
+
+
+@pytest.fixture
+def resend_verification(
+    uow: RecordingUnitOfWork, clock: FrozenClock, guard: Guard, postman: Postman
+) -> ResendVerificationHandler:
+    return ResendVerificationHandler(uow=uow, clock=clock, guard=guard, postman=postman)
+
+
+@pytest.fixture
+def request_email_change(
+    uow: RecordingUnitOfWork, hasher: FakePasswordHasher, clock: FrozenClock, guard: Guard, postman: Postman
+) -> RequestEmailChangeHandler:
+    return RequestEmailChangeHandler(uow=uow, hasher=hasher, clock=clock, guard=guard, postman=postman)
+
+
+@pytest.fixture
+def confirm_email_change(uow: RecordingUnitOfWork, clock: FrozenClock, postman: Postman) -> ConfirmEmailChangeHandler:
+    return ConfirmEmailChangeHandler(uow=uow, clock=clock, postman=postman)

@@ -225,7 +225,7 @@ async def test_failed_update_profile_changes_nothing(
     uow.broken = True
 
     with pytest.raises(ServiceUnavailable):
-        await update_profile(UpdateProfile(user_id=alice.id, email="new@example.com", full_name="New Name"))
+        await update_profile(UpdateProfile(user_id=alice.id, username="newname", full_name="New Name"))
 
     assert snapshot(uow.store) == before
     assert uow.store.users[alice.id].full_name == FullName("Alice Liddell")

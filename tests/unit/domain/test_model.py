@@ -7,7 +7,7 @@ from uuid import UUID
 
 import pytest
 
-from usermgmt.domain.errors import SessionExpired, UserInactive
+from usermgmt.domain.errors import SameEmail, SessionExpired, UserInactive
 from usermgmt.domain.model import Session, User
 from usermgmt.domain.value_objects import (
     AuthMethod,
@@ -103,12 +103,10 @@ def test_ensure_active() -> None:
 def test_update_profile_returns_changed_fields_and_touches_updated_at() -> None:
     user = make_user()
 
-    changed = user.update_profile(
-        now=LATER, email=Email("alice2@example.com"), username=Username("alice2"), full_name=FullName("Alice L.")
-    )
+    changed = user.update_profile(now=LATER, username=Username("alice2"), full_name=FullName("Alice L."))
 
-    assert changed == ["email", "username", "full_name"]
-    assert user.email == Email("alice2@example.com")
+    assert changed == ["username", "full_name"]
+    assert user.email == Email("alice@example.com")
     assert user.username == Username("alice2")
     assert user.full_name == FullName("Alice L.")
     assert user.updated_at == LATER
@@ -119,9 +117,7 @@ def test_update_profile_returns_changed_fields_and_touches_updated_at() -> None:
 def test_update_profile_with_the_same_values_changes_nothing() -> None:
     user = make_user()
 
-    changed = user.update_profile(
-        now=LATER, email=Email("alice@example.com"), username=Username("alice"), full_name=FullName("Alice Liddell")
-    )
+    changed = user.update_profile(now=LATER, username=Username("alice"), full_name=FullName("Alice Liddell"))
 
     assert changed == []
     assert user.updated_at == NOW
@@ -133,21 +129,54 @@ def test_update_profile_with_nothing_changes_nothing() -> None:
     assert user.updated_at == NOW
 
 
-def test_new_email_resets_verification() -> None:
+def test_email_change_request_keeps_the_address_until_confirmed() -> None:
     user = make_user()
     user.email_verified = True
 
-    assert user.update_profile(now=LATER, email=Email("new@example.com")) == ["email"]
+    user.request_email_change(Email("new@example.com"), now=LATER)
+
+    assert (user.email, user.email_verified, user.pending_email) == (
+        Email("alice@example.com"),
+        True,
+        Email("new@example.com"),
+    )
+    assert user.updated_at == LATER
+
+
+def test_a_change_to_the_same_address_in_any_case_is_refused() -> None:
+    user = make_user()
+
+    with pytest.raises(SameEmail):
+        user.request_email_change(Email("ALICE@Example.com"), now=LATER)
+    assert user.pending_email is None
+
+
+def test_change_email_moves_to_the_proven_address_verified() -> None:
+    user = make_user()
+    user.request_email_change(Email("new@example.com"), now=NOW)
+
+    old = user.change_email(Email("new@example.com"), now=LATER)
+
+    assert old == Email("alice@example.com")
+    assert (user.email, user.email_verified, user.pending_email) == (Email("new@example.com"), True, None)
+    assert user.updated_at == LATER
+
+
+def test_verify_email_needs_the_current_address() -> None:
+    user = make_user()
+
+    assert user.verify_email(Email("other@example.com"), now=LATER) is False
     assert user.email_verified is False
+    assert user.verify_email(Email("ALICE@example.com"), now=LATER) is True
+    assert (user.email_verified, user.updated_at) == (True, LATER)
 
 
-def test_email_change_in_case_only_keeps_verification() -> None:
+def test_a_disabled_account_cannot_ask_for_an_address_change() -> None:
     user = make_user()
-    user.email_verified = True
+    user.deactivate(now=NOW)
 
-    assert user.update_profile(now=LATER, email=Email("ALICE@example.com")) == ["email"]
-    assert user.email.value == "ALICE@example.com"
-    assert user.email_verified is True
+    with pytest.raises(UserInactive):
+        user.request_email_change(Email("new@example.com"), now=LATER)
 
 
 def test_username_change_in_case_only_is_a_change() -> None:

@@ -57,7 +57,8 @@ class RefreshIn(RequestModel):
 
 
 class ProfilePatch(RequestModel):
-    email: EmailText = Field(None, description="New email address (becomes unverified).")  # type: ignore[assignment]
+    """Username and full name. The email address is not here: it changes through POST /users/me/email."""
+
     username: UsernameText | None = Field(None, description="New username, or null to remove it.")
     full_name: NameText | None = Field(None, description="New full name, or null to remove it.")
 
@@ -69,6 +70,19 @@ class ChangePasswordIn(RequestModel):
 
 class DeleteAccountIn(RequestModel):
     password: SecretText = Field(repr=False)
+
+
+class EmailTokenIn(RequestModel):
+    token: TokenText = Field(repr=False, description="The `token` of the link in the email.")
+
+
+class EmailChangeIn(RequestModel):
+    new_email: EmailText
+    password: SecretText = Field(repr=False, description="The current password.")
+
+
+class EmailSentOut(BaseModel):
+    detail: str = Field(description="What was sent, and where.")
 
 
 class ForgotPasswordIn(RequestModel):

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Response, status
 from usermgmt.application import commands
 from usermgmt.application.handlers.change_password import ChangePasswordHandler
 from usermgmt.application.handlers.delete_account import DeleteAccountHandler
+from usermgmt.application.handlers.email_address import RequestEmailChangeHandler, ResendVerificationHandler
 from usermgmt.application.handlers.sessions import ListEventsHandler, ListSessionsHandler, RevokeSessionHandler
 from usermgmt.application.handlers.update_profile import UpdateProfileHandler
 from usermgmt.domain.errors import InvalidEmail, InvalidFullName, InvalidUsername, WeakPassword
@@ -28,6 +29,8 @@ from usermgmt.entrypoints.http.schemas import (
     ChangePasswordIn,
     DeleteAccountIn,
     DeletionReceiptOut,
+    EmailChangeIn,
+    EmailSentOut,
     EventPageOut,
     ProfilePatch,
     SessionOut,
@@ -49,16 +52,16 @@ async def get_me(principal: deps.CurrentPrincipal) -> UserOut:
     response_model=UserOut,
     responses=problem_responses(UpdateProfileHandler, body=True, bearer=True),
 )
-@field_errors(email=InvalidEmail, username=InvalidUsername, full_name=InvalidFullName)
+@field_errors(username=InvalidUsername, full_name=InvalidFullName)
 async def update_me(
     body: ProfilePatch, principal: deps.CurrentPrincipal, handler: deps.UpdateProfile, client: deps.Client
 ) -> UserOut:
-    """Change any of email, username and full name; ``null`` removes username or full name."""
+    """Change username or full name; ``null`` removes either. The email address is not accepted here (422): it
+    changes through ``POST /users/me/email`` and the link sent to the new address."""
     given = body.model_fields_set
     user = await handler(
         commands.UpdateProfile(
             user_id=principal.user_id,
-            email=body.email if "email" in given else None,
             username=body.username,
             full_name=body.full_name,
             clear=frozenset(f for f in ("username", "full_name") if f in given and getattr(body, f) is None),
@@ -66,6 +69,47 @@ async def update_me(
         )
     )
     return user_out(user)
+
+
+@router.post(
+    "/email/verification",
+    operation_id="users_me_email_verification_send",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=EmailSentOut,
+    responses=problem_responses(ResendVerificationHandler, bearer=True),
+)
+async def resend_verification(
+    principal: deps.CurrentPrincipal, handler: deps.ResendVerification, client: deps.Client
+) -> EmailSentOut:
+    """Send a fresh verification link to the caller's address (older links stop working)."""
+    await handler(commands.ResendVerification(user_id=principal.user_id, client=client))
+    return EmailSentOut(detail="A new verification link has been sent to your email address.")
+
+
+@router.post(
+    "/email",
+    operation_id="users_me_email_change",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=EmailSentOut,
+    responses=problem_responses(RequestEmailChangeHandler, body=True, bearer=True),
+)
+@field_errors(new_email=InvalidEmail)
+async def request_email_change(
+    body: EmailChangeIn, principal: deps.CurrentPrincipal, handler: deps.RequestEmailChange, client: deps.Client
+) -> EmailSentOut:
+    """Ask to move the account to ``new_email``, with the current password. The address stays the current one
+    (shown as ``pending_email`` meanwhile) until the link sent to the new address is followed; the current address
+    is told at once."""
+    await handler(
+        commands.RequestEmailChange(
+            user_id=principal.user_id,
+            new_email=body.new_email,
+            password=body.password,
+            session_id=principal.session_id,
+            client=client,
+        )
+    )
+    return EmailSentOut(detail="A link to confirm the change has been sent to the new address.")
 
 
 @router.post(
