@@ -176,9 +176,10 @@ class OutboxWorker:
             self._stopping = False
             self._task = asyncio.get_running_loop().create_task(self.run(), name="usermgmt-outbox")
 
-    async def aclose(self, grace: float = 5.0) -> None:
+    async def aclose(self, grace: float = 3.0) -> None:
         """Stop: let the batch in flight finish for up to ``grace`` seconds, then abandon it (its rows come back when
-        their lease ends). Does nothing if the worker was never started."""
+        their lease ends). Does nothing if the worker was never started. Cancelled itself (a shutdown that ran out
+        of time), it cancels the worker too: the worker never outlives its ``aclose``."""
         task, self._task = self._task, None
         if task is None:
             return
@@ -191,6 +192,9 @@ class OutboxWorker:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
         except Exception:  # run() does not raise; should it, the shutdown goes on
             logger.exception("email delivery ended with an error")
 

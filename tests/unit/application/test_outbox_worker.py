@@ -4,6 +4,7 @@ outlives database outages and stops when asked."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from datetime import timedelta
@@ -255,6 +256,37 @@ async def test_aclose_abandons_a_send_in_flight_after_the_grace_period() -> None
 
     [row] = harness.rows
     assert row.claimed_until == NOW + harness.worker.lease and row.attempts == 0  # back after the lease
+
+
+async def test_a_cancelled_aclose_does_not_leave_the_worker_running() -> None:
+    """A shutdown that runs out of time cancels aclose(); the worker must not go on polling on its own."""
+    started = asyncio.Event()
+
+    class StuckMailer(InMemoryMailer):
+        async def send(self, message: EmailMessage) -> str:
+            started.set()
+            await asyncio.Event().wait()
+            raise AssertionError("unreachable")
+
+    harness = Harness(poll_interval=0.01)
+    harness.worker._mailer = StuckMailer()
+    await harness.queue()
+    harness.worker.start()
+    task = harness.worker._task
+    assert task is not None
+    async with asyncio.timeout(5):
+        await started.wait()
+
+    closing = asyncio.create_task(harness.worker.aclose(grace=3600))
+    await asyncio.sleep(0.01)
+    closing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await closing
+    async with asyncio.timeout(5):  # a worker left running would be stuck in its send for good
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    assert task.cancelled()
 
 
 async def test_aclose_lets_an_idle_worker_stop_and_is_harmless_twice() -> None:

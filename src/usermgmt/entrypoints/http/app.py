@@ -47,7 +47,7 @@ def create_app(container: Container | None = None) -> FastAPI:
         try:
             yield
         finally:
-            await close_resources(container)  # stops the worker first, within a few seconds
+            await close_resources(container)  # stops the worker first, within 3 seconds
 
     app = FastAPI(
         title="usermgmt",
