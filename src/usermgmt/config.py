@@ -433,7 +433,8 @@ class Settings(BaseSettings):
     """Every setting, in sections. Built once at start-up; frozen.
 
     With ``environment=production`` it refuses (``ValueError``, naming the variable to fix) wildcard trusted hosts
-    (``*`` or none) and a missing HSTS header (``USERMGMT_HSTS_MAX_AGE=0``).
+    (``*`` or none), a missing HSTS header (``USERMGMT_HSTS_MAX_AGE=0``) and no SMTP server (``USERMGMT_SMTP_HOST``
+    unset: the file mailer is for development).
 
     A new section (``mail``, ``mfa``, ``oauth``, ...) is a ``Section`` subclass above, documented there, whose
     fields carry their flat names as ``validation_alias``, plus one field below; nothing else changes (the README
@@ -549,6 +550,11 @@ class Settings(BaseSettings):
             problems.append(
                 "USERMGMT_HSTS_MAX_AGE is 0 (no Strict-Transport-Security): serve over HTTPS and set it, "
                 "e.g. USERMGMT_HSTS_MAX_AGE=31536000"
+            )
+        if self.email.smtp_host is None:
+            problems.append(
+                "USERMGMT_SMTP_HOST is unset (messages would be written to files, for development): set your SMTP "
+                "server, e.g. USERMGMT_SMTP_HOST=smtp.example.com"
             )
         if problems:
             raise ValueError("refusing to start with USERMGMT_ENVIRONMENT=production: " + "; ".join(problems))

@@ -13,7 +13,12 @@ from tests.support.proxy import free_port
 from tests.support.server import BIN, ROOT, migrate, serve, service_env
 from usermgmt.adapters.keys import SigningKey
 
-READY = {"environment": "production", "trusted_hosts": "127.0.0.1", "hsts_max_age": "31536000"}
+READY = {
+    "environment": "production",
+    "trusted_hosts": "127.0.0.1",
+    "hsts_max_age": "31536000",
+    "smtp_host": "127.0.0.1",
+}
 
 
 def refusal(env: dict[str, str]) -> str:
@@ -38,13 +43,14 @@ def own_key(directory: Path) -> None:
     path.chmod(0o600)
 
 
-def test_production_refuses_wildcard_hosts_and_no_hsts(tmp_path: Path) -> None:
+def test_production_refuses_wildcard_hosts_no_hsts_and_no_smtp_server(tmp_path: Path) -> None:
     own_key(tmp_path / "var" / "keys")
 
     errors = refusal(service_env(tmp_path / "var", environment="production"))
 
     assert "USERMGMT_TRUSTED_HOSTS" in errors
     assert "USERMGMT_HSTS_MAX_AGE" in errors
+    assert "USERMGMT_SMTP_HOST" in errors
 
 
 def test_production_refuses_to_generate_a_key(tmp_path: Path) -> None:

@@ -93,6 +93,15 @@ async def test_a_message_arrives_whole(delivery: Delivery) -> None:
     assert html is not None and cast(MimeMessage, html).get_content() == f'<p><a href="{LINK}">Reset</a></p>\n'
 
 
+async def test_a_body_that_is_not_ascii_arrives_whole(delivery: Delivery) -> None:
+    await delivery.mailer.send(message(text=f"Grüße, Zoë: {LINK}\n", html=f"<p>Grüße, Zoë: {LINK}</p>\n"))
+
+    [mime] = delivery.delivered()
+    text, html = mime.get_body(("plain",)), mime.get_body(("html",))
+    assert text is not None and cast(MimeMessage, text).get_content() == f"Grüße, Zoë: {LINK}\n"
+    assert html is not None and cast(MimeMessage, html).get_content() == f"<p>Grüße, Zoë: {LINK}</p>\n"
+
+
 async def test_a_header_with_a_line_break_fails_for_good_and_sends_nothing(delivery: Delivery) -> None:
     with pytest.raises(DeliveryFailed) as failed:
         await delivery.mailer.send(message(subject="Hello\r\nBcc: everyone@example.com"))

@@ -28,7 +28,12 @@ from usermgmt.config import (
 )
 
 README = Path(__file__).resolve().parents[2] / "README.md"
-PRODUCTION_READY = {"environment": "production", "trusted_hosts": "auth.example.com", "hsts_max_age": "31536000"}
+PRODUCTION_READY = {
+    "environment": "production",
+    "trusted_hosts": "auth.example.com",
+    "hsts_max_age": "31536000",
+    "smtp_host": "smtp.example.com",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -376,6 +381,7 @@ def test_production_starts_with_named_hosts_and_hsts() -> None:
         ({"trusted_hosts": "auth.example.com,*"}, "USERMGMT_TRUSTED_HOSTS"),
         ({"trusted_hosts": ""}, "USERMGMT_TRUSTED_HOSTS"),
         ({"hsts_max_age": "0"}, "USERMGMT_HSTS_MAX_AGE"),
+        ({"smtp_host": ""}, "USERMGMT_SMTP_HOST"),
     ],
 )
 def test_production_refuses_development_settings(
@@ -391,6 +397,7 @@ def test_production_names_every_problem_at_once() -> None:
 
     assert "USERMGMT_TRUSTED_HOSTS" in str(excinfo.value)
     assert "USERMGMT_HSTS_MAX_AGE" in str(excinfo.value)
+    assert "USERMGMT_SMTP_HOST" in str(excinfo.value)
 
 
 def test_wildcard_subdomains_are_named_hosts() -> None:

@@ -17,7 +17,12 @@ from usermgmt.application.ports import Rate
 from usermgmt.config import Settings
 from usermgmt.container import breached_checker_from, keyring_from, rate_limit_policy_from
 
-PRODUCTION = {"environment": "production", "trusted_hosts": "auth.example.com", "hsts_max_age": "31536000"}
+PRODUCTION = {
+    "environment": "production",
+    "trusted_hosts": "auth.example.com",
+    "hsts_max_age": "31536000",
+    "smtp_host": "smtp.example.com",
+}
 
 
 @pytest.fixture(autouse=True)

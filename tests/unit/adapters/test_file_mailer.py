@@ -58,6 +58,7 @@ async def test_each_message_is_a_private_eml_file_named_by_time_template_and_id(
     html = parsed.get_body(("html",))
     assert text is not None and LINK in cast(MimeMessage, text).get_content()
     assert html is not None and LINK in cast(MimeMessage, html).get_content()
+    assert f"Open {LINK}".encode() in path.read_bytes()  # whole in the raw file too (7bit, not quoted-printable)
     [line] = [r for r in caplog.records if r.name == "usermgmt.adapters.mail.files"]
     assert line.levelno == logging.INFO and str(path) in line.getMessage()
     assert "SECRET-TOKEN" not in caplog.text and "ada@example.com" not in caplog.text

@@ -33,6 +33,15 @@ def _mime(message: EmailMessage, date: datetime | None) -> MimeMessage:
     mime["Message-ID"] = message.message_id
     mime["Auto-Submitted"] = "auto-generated"
     mime[TEMPLATE_HEADER] = message.template
-    mime.set_content(message.text)
-    mime.add_alternative(message.html, subtype="html")
+    mime.set_content(message.text, cte=_transfer_encoding(message.text))
+    mime.add_alternative(message.html, subtype="html", cte=_transfer_encoding(message.html))
     return mime
+
+
+def _transfer_encoding(body: str) -> str | None:
+    """7bit when RFC 5322 allows it (ASCII, lines of at most 998 characters), so that a link stays whole and
+    readable in the raw message (a development ``.eml`` file); otherwise the email package's choice
+    (quoted-printable or base64)."""
+    if body.isascii() and all(len(line) <= 998 for line in body.splitlines()):
+        return "7bit"
+    return None
