@@ -3,6 +3,8 @@ the app's own outbox worker) and finished by following their links."""
 
 from __future__ import annotations
 
+import logging
+
 import httpx
 import pytest
 
@@ -248,3 +250,31 @@ async def test_a_confirmed_change_kills_the_reset_links_sent_to_the_old_address(
     response = await mail_client.post(RESET, json={"token": reset.token, "new_password": "a brand new passphrase"})
 
     assert_problem(response, 400, "invalid_email_token")
+
+
+async def test_no_link_token_password_or_hash_reaches_the_logs(
+    mail_client: httpx.AsyncClient, mail_signup: Signup, mailbox: Mailbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    account = await mail_signup("logs@example.com")
+    tokens = [await verification_token(mailbox, account.email)]
+    await mail_client.post(RESEND, headers=account.auth)
+    tokens.append(await verification_token(mailbox, account.email))
+    await mail_client.post(VERIFY, json={"token": tokens[-1]})
+    await mail_client.post(CHANGE, headers=account.auth, json={"new_email": "moved@example.com", "password": PASSWORD})
+    link = await mailbox.wait_for(to="moved@example.com", template="confirm_email_change")
+    assert link.token is not None
+    tokens.append(link.token)
+    await mail_client.post(CONFIRM, json={"token": link.token})
+    await mail_client.post(CONFIRM, json={"token": link.token})  # refused: logged as a 400, without the token
+    await mailbox.wait_for(to="logs@example.com", template="email_changed")
+
+    # Every record whole (message, arguments and the structured extras the JSON formatter writes), but the test's
+    # own SMTP server's ("mail.log"), which logs what it receives.
+    logged = "\n".join(
+        f"{record.getMessage()} {vars(record)!r}" for record in caplog.records if not record.name.startswith("mail.")
+    )
+    assert "confirm_email_change" in logged  # deliveries were logged, by Message-ID and template
+    for secret in (*tokens, PASSWORD, account.tokens["access_token"], account.tokens["refresh_token"]):
+        assert secret not in logged
+    assert "$2b$" not in logged  # no bcrypt hash

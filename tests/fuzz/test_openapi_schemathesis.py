@@ -28,9 +28,9 @@ MAX_EXAMPLES = 25
 
 
 @pytest.fixture(scope="session")
-async def fuzz_database() -> AsyncIterator[str]:
-    """A database of the fuzzed service's own: it runs for the rest of the session, outbox worker included, and
-    must not touch (deliver, or be truncated under it) what the other tiers' tests put in the shared one."""
+async def fuzz_database_url() -> AsyncIterator[str]:
+    """A database of the fuzzed service's own: the service lives for the whole session, and its outbox worker
+    must not claim the rows other tests queue in the shared test database."""
     url = await create_database()
     try:
         await asyncio.to_thread(migrations.upgrade, url, configure_logging=False)
@@ -40,10 +40,10 @@ async def fuzz_database() -> AsyncIterator[str]:
 
 
 @pytest.fixture(scope="session")
-def service(fuzz_database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def service(fuzz_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     env = service_env(
         tmp_path_factory.mktemp("fuzz"),
-        database_url=fuzz_database,
+        database_url=fuzz_database_url,
         rate_limits_enabled="false",
         bcrypt_rounds="10",
     )
