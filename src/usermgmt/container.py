@@ -31,6 +31,12 @@ from usermgmt.application.email import EmailPolicy, Postman
 from usermgmt.application.handlers.authenticate import AuthenticateHandler
 from usermgmt.application.handlers.change_password import ChangePasswordHandler
 from usermgmt.application.handlers.delete_account import DeleteAccountHandler
+from usermgmt.application.handlers.email_change import ConfirmEmailChangeHandler, RequestEmailChangeHandler
+from usermgmt.application.handlers.email_verification import (
+    EmailVerification,
+    ResendVerificationHandler,
+    VerifyEmailHandler,
+)
 from usermgmt.application.handlers.login import LoginHandler
 from usermgmt.application.handlers.logout import LogoutHandler
 from usermgmt.application.handlers.password_reset import ForgotPasswordHandler, ResetPasswordHandler
@@ -199,6 +205,9 @@ class Container(containers.DeclarativeContainer):
         notify=email_policy.provided.notify_new_device,
         ipv6_prefix=rate_limit_policy.provided.ipv6_prefix,
     )
+    verification = providers.Singleton(
+        EmailVerification, postman=postman, required=email_policy.provided.require_verified_email
+    )
     guard = providers.Factory(Guard, throttle=throttle, uow=uow, clock=clock)
     principals = providers.Singleton(principal_reader_from, settings, engine)
     health = providers.Singleton(SqlAlchemyHealthCheck, engine=engine)
@@ -212,6 +221,7 @@ class Container(containers.DeclarativeContainer):
         clock=clock,
         ids=ids,
         guard=guard,
+        verification=verification,
         devices=devices,
     )
     session_issuer = providers.Factory(
@@ -223,6 +233,7 @@ class Container(containers.DeclarativeContainer):
         ids=ids,
         session_lifetime=settings.provided.tokens.refresh_ttl,
         devices=devices,
+        verification=verification,
     )
     login = providers.Factory(LoginHandler, uow=uow, hasher=hasher, issuer=session_issuer, clock=clock, guard=guard)
     refresh_session = providers.Factory(
@@ -257,6 +268,14 @@ class Container(containers.DeclarativeContainer):
     purge_expired_sessions = providers.Factory(PurgeExpiredSessionsHandler, uow=uow, clock=clock)
 
     # Email flows: verification and email change.
+    verify_email = providers.Factory(VerifyEmailHandler, uow=uow, clock=clock, postman=postman)
+    resend_verification = providers.Factory(
+        ResendVerificationHandler, uow=uow, clock=clock, guard=guard, verification=verification
+    )
+    request_email_change = providers.Factory(
+        RequestEmailChangeHandler, uow=uow, hasher=hasher, clock=clock, guard=guard, postman=postman
+    )
+    confirm_email_change = providers.Factory(ConfirmEmailChangeHandler, uow=uow, clock=clock, postman=postman)
 
     # Email flows: password reset.
     forgot_password = providers.Factory(ForgotPasswordHandler, uow=uow, clock=clock, guard=guard, postman=postman)

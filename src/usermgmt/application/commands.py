@@ -52,10 +52,10 @@ class Authenticate:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class UpdateProfile:
-    """Fields left ``None`` stay as they are; names in ``clear`` (username, full_name) are removed."""
+    """Fields left ``None`` stay as they are; names in ``clear`` (username, full_name) are removed. The email
+    address is not a profile field: see ``RequestEmailChange``."""
 
     user_id: UserId
-    email: str | None = None
     username: str | None = None
     full_name: str | None = None
     clear: frozenset[str] = frozenset()
@@ -109,4 +109,31 @@ class ForgotPassword:
 class ResetPassword:
     token: str = field(repr=False)
     new_password: str = field(repr=False)
+    client: ClientInfo = ClientInfo()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VerifyEmail:
+    token: str = field(repr=False)
+    client: ClientInfo = ClientInfo()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResendVerification:
+    user_id: UserId
+    client: ClientInfo = ClientInfo()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RequestEmailChange:
+    user_id: UserId
+    new_email: str
+    password: str = field(repr=False)
+    session_id: SessionId | None = None
+    client: ClientInfo = ClientInfo()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConfirmEmailChange:
+    token: str = field(repr=False)
     client: ClientInfo = ClientInfo()

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Self
 
-from usermgmt.domain.errors import SessionExpired, UserInactive
+from usermgmt.domain.errors import InvalidEmail, SessionExpired, UserInactive
 from usermgmt.domain.value_objects import (
     AuthMethod,
     Email,
@@ -91,7 +91,6 @@ class User:
         self,
         *,
         now: datetime,
-        email: Email | None = None,
         username: Username | None = None,
         full_name: FullName | None = None,
         clear_username: bool = False,
@@ -99,15 +98,11 @@ class User:
     ) -> list[str]:
         """Apply the given changes; return the names of the fields that really changed.
 
-        A new email address is unverified until proven otherwise.
+        The email address is not among them: it changes only through ``request_email_change`` and
+        ``confirm_email_change``, once the new mailbox is proven.
         """
         self.ensure_active()
         changed: list[str] = []
-        if email is not None and email != self.email:
-            if email.canonical != self.email.canonical:
-                self.email_verified = False
-            self.email = email
-            changed.append("email")
         if clear_username and self.username is not None:
             self.username = None
             changed.append("username")
@@ -123,6 +118,48 @@ class User:
         if changed:
             self.updated_at = now
         return changed
+
+    def owns(self, email: Email) -> bool:
+        """Whether ``email`` is the account's address (compared in canonical form)."""
+        return email.canonical == self.email.canonical
+
+    def verify_email(self, proven: Email, *, now: datetime) -> bool:
+        """Mark the address verified: a link sent to ``proven`` was followed, which proves that mailbox. Return
+        whether ``proven`` is the account's address; a link sent to an address the account no longer has proves
+        nothing about the current one, and changes nothing. Verifying a verified address changes nothing either."""
+        self.ensure_active()
+        if not self.owns(proven):
+            return False
+        if not self.email_verified:
+            self.email_verified = True
+            self.updated_at = now
+        return True
+
+    def request_email_change(self, new_email: Email, *, now: datetime) -> None:
+        """Ask to move the account to ``new_email``: it waits in ``pending_email`` (replacing any earlier request)
+        until a link sent to it is followed; the address stays the current one until then.
+
+        Raises: InvalidEmail (``new_email`` is the current address), UserInactive."""
+        self.ensure_active()
+        if self.owns(new_email):
+            raise InvalidEmail("The new email address is the account's current address.")
+        self.pending_email = new_email
+        self.updated_at = now
+
+    def confirm_email_change(self, proven: Email, *, now: datetime) -> bool:
+        """Move the account to ``proven``, the pending address whose link was followed: it becomes the account's
+        address, verified, and nothing is pending any more. Return False, changing nothing, when ``proven`` is not
+        the pending address (a newer request replaced it).
+
+        Raises: UserInactive."""
+        self.ensure_active()
+        if self.pending_email is None or self.pending_email.canonical != proven.canonical:
+            return False
+        self.email = self.pending_email
+        self.email_verified = True
+        self.pending_email = None
+        self.updated_at = now
+        return True
 
     def change_password(self, new_hash: PasswordHash, *, now: datetime) -> None:
         self.ensure_active()

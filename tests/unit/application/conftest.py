@@ -32,6 +32,12 @@ from usermgmt.application.email import EmailPolicy, Postman
 from usermgmt.application.handlers.authenticate import AuthenticateHandler
 from usermgmt.application.handlers.change_password import ChangePasswordHandler
 from usermgmt.application.handlers.delete_account import DeleteAccountHandler
+from usermgmt.application.handlers.email_change import ConfirmEmailChangeHandler, RequestEmailChangeHandler
+from usermgmt.application.handlers.email_verification import (
+    EmailVerification,
+    ResendVerificationHandler,
+    VerifyEmailHandler,
+)
 from usermgmt.application.handlers.login import LoginHandler
 from usermgmt.application.handlers.logout import LogoutHandler
 from usermgmt.application.handlers.password_reset import ForgotPasswordHandler, ResetPasswordHandler
@@ -118,6 +124,11 @@ def devices(postman: Postman, email_policy: EmailPolicy, rate_limits: RateLimitP
 
 
 @pytest.fixture
+def verification(postman: Postman, email_policy: EmailPolicy) -> EmailVerification:
+    return EmailVerification(postman, required=email_policy.require_verified_email)
+
+
+@pytest.fixture
 def register(
     uow: RecordingUnitOfWork,
     hasher: FakePasswordHasher,
@@ -125,10 +136,18 @@ def register(
     clock: FrozenClock,
     ids: SequentialIdGenerator,
     guard: Guard,
+    verification: EmailVerification,
     devices: KnownDevices,
 ) -> RegisterUserHandler:
     return RegisterUserHandler(
-        uow=uow, hasher=hasher, screen=screen, clock=clock, ids=ids, guard=guard, devices=devices
+        uow=uow,
+        hasher=hasher,
+        screen=screen,
+        clock=clock,
+        ids=ids,
+        guard=guard,
+        verification=verification,
+        devices=devices,
     )
 
 
@@ -140,6 +159,7 @@ def issuer(
     clock: FrozenClock,
     ids: SequentialIdGenerator,
     devices: KnownDevices,
+    verification: EmailVerification,
 ) -> SessionIssuer:
     return SessionIssuer(
         uow=uow,
@@ -149,6 +169,7 @@ def issuer(
         ids=ids,
         session_lifetime=SESSION_LIFETIME,
         devices=devices,
+        verification=verification,
     )
 
 
@@ -230,6 +251,30 @@ def reset_password(
     uow: RecordingUnitOfWork, hasher: FakePasswordHasher, screen: PasswordScreen, clock: FrozenClock, postman: Postman
 ) -> ResetPasswordHandler:
     return ResetPasswordHandler(uow=uow, hasher=hasher, screen=screen, clock=clock, postman=postman)
+
+
+@pytest.fixture
+def verify_email(uow: RecordingUnitOfWork, clock: FrozenClock, postman: Postman) -> VerifyEmailHandler:
+    return VerifyEmailHandler(uow=uow, clock=clock, postman=postman)
+
+
+@pytest.fixture
+def resend_verification(
+    uow: RecordingUnitOfWork, clock: FrozenClock, guard: Guard, verification: EmailVerification
+) -> ResendVerificationHandler:
+    return ResendVerificationHandler(uow=uow, clock=clock, guard=guard, verification=verification)
+
+
+@pytest.fixture
+def request_email_change(
+    uow: RecordingUnitOfWork, hasher: FakePasswordHasher, clock: FrozenClock, guard: Guard, postman: Postman
+) -> RequestEmailChangeHandler:
+    return RequestEmailChangeHandler(uow=uow, hasher=hasher, clock=clock, guard=guard, postman=postman)
+
+
+@pytest.fixture
+def confirm_email_change(uow: RecordingUnitOfWork, clock: FrozenClock, postman: Postman) -> ConfirmEmailChangeHandler:
+    return ConfirmEmailChangeHandler(uow=uow, clock=clock, postman=postman)
 
 
 @pytest.fixture

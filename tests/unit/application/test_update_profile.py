@@ -8,12 +8,12 @@ import pytest
 from tests.unit.application._support import NOW, RecordingUnitOfWork, client, snapshot
 from usermgmt.adapters.memory import FrozenClock
 from usermgmt.application.commands import UpdateProfile
-from usermgmt.application.errors import EmailTaken, InvalidAccessToken, UsernameTaken
+from usermgmt.application.errors import InvalidAccessToken, UsernameTaken
 from usermgmt.application.handlers.update_profile import UpdateProfileHandler
-from usermgmt.domain.errors import InvalidEmail, InvalidFullName, InvalidUsername, UserInactive
+from usermgmt.domain.errors import InvalidFullName, InvalidUsername, UserInactive
 from usermgmt.domain.events import EventType
 from usermgmt.domain.model import User
-from usermgmt.domain.value_objects import Email, FullName, UserId, Username
+from usermgmt.domain.value_objects import FullName, UserId, Username
 
 
 @pytest.fixture(autouse=True)
@@ -25,13 +25,11 @@ def _later(clock: FrozenClock, alice: User) -> None:
 async def test_update_all_fields(
     update_profile: UpdateProfileHandler, uow: RecordingUnitOfWork, clock: FrozenClock, alice: User
 ) -> None:
-    user = await update_profile(
-        UpdateProfile(user_id=alice.id, email="alice@new.example.com", username="alice2", full_name="Alice L.")
-    )
+    user = await update_profile(UpdateProfile(user_id=alice.id, username="alice2", full_name="Alice L."))
 
     stored = uow.store.users[alice.id]
     for u in (user, stored):
-        assert u.email == Email("alice@new.example.com")
+        assert u.email == alice.email  # not a profile field: see test_email_change.py
         assert u.username == Username("alice2")
         assert u.full_name == FullName("Alice L.")
         assert u.updated_at == clock.now()
@@ -47,28 +45,6 @@ async def test_fields_left_none_are_kept(
     assert stored.full_name == FullName("Alice L.")
     assert stored.email == alice.email
     assert stored.username == alice.username
-
-
-async def test_new_email_is_unverified(
-    update_profile: UpdateProfileHandler, uow: RecordingUnitOfWork, alice: User
-) -> None:
-    uow.store.users[alice.id].email_verified = True
-
-    await update_profile(UpdateProfile(user_id=alice.id, email="alice@new.example.com"))
-
-    assert uow.store.users[alice.id].email_verified is False
-
-
-async def test_email_case_change_stays_verified(
-    update_profile: UpdateProfileHandler, uow: RecordingUnitOfWork, alice: User
-) -> None:
-    uow.store.users[alice.id].email_verified = True
-
-    await update_profile(UpdateProfile(user_id=alice.id, email="ALICE@example.com"))
-
-    stored = uow.store.users[alice.id]
-    assert stored.email.value == "ALICE@example.com"
-    assert stored.email_verified is True
 
 
 async def test_clear_username_and_full_name(
@@ -87,22 +63,10 @@ async def test_nothing_to_change_does_not_commit(
     commits = uow.commits
     before = snapshot(uow.store)
 
-    user = await update_profile(UpdateProfile(user_id=alice.id, email=str(alice.email), full_name="Alice Liddell"))
+    user = await update_profile(UpdateProfile(user_id=alice.id, username="alice", full_name="Alice Liddell"))
 
     assert user.updated_at == NOW
     assert uow.commits == commits
-    assert snapshot(uow.store) == before
-
-
-@pytest.mark.parametrize("email", ["bob@example.com", "BOB@example.com", "Bob@Example.COM"])
-async def test_taken_email_is_rejected(
-    update_profile: UpdateProfileHandler, uow: RecordingUnitOfWork, alice: User, bob: User, email: str
-) -> None:
-    before = snapshot(uow.store)
-
-    with pytest.raises(EmailTaken):
-        await update_profile(UpdateProfile(user_id=alice.id, email=email, full_name="Changed Too"))
-
     assert snapshot(uow.store) == before
 
 
@@ -138,7 +102,6 @@ async def test_freed_username_can_be_taken(
 @pytest.mark.parametrize(
     ("fields", "error"),
     [
-        ({"email": "nope"}, InvalidEmail),
         ({"username": "a b"}, InvalidUsername),
         ({"full_name": "\x00"}, InvalidFullName),
     ],
@@ -178,15 +141,13 @@ async def test_unknown_user_is_an_invalid_token(update_profile: UpdateProfileHan
 async def test_profile_change_is_recorded_with_the_changed_fields(
     update_profile: UpdateProfileHandler, uow: RecordingUnitOfWork, clock: FrozenClock, alice: User
 ) -> None:
-    await update_profile(
-        UpdateProfile(user_id=alice.id, email="alice@new.example.com", full_name="Alice Liddell", client=client())
-    )
+    await update_profile(UpdateProfile(user_id=alice.id, username="alice2", full_name="Alice Liddell", client=client()))
 
     event = uow.recorded[-1]
     assert event.type is EventType.PROFILE_UPDATED
     assert event.user_id == alice.id
     assert event.at == clock.now()
-    assert event.details == {"fields": ["email"]}  # the unchanged full name is not listed
+    assert event.details == {"fields": ["username"]}  # the unchanged full name is not listed
 
 
 async def test_no_change_records_nothing(

@@ -7,7 +7,7 @@ from uuid import UUID
 
 import pytest
 
-from usermgmt.domain.errors import SessionExpired, UserInactive
+from usermgmt.domain.errors import InvalidEmail, SessionExpired, UserInactive
 from usermgmt.domain.model import Session, User
 from usermgmt.domain.value_objects import (
     AuthMethod,
@@ -103,12 +103,9 @@ def test_ensure_active() -> None:
 def test_update_profile_returns_changed_fields_and_touches_updated_at() -> None:
     user = make_user()
 
-    changed = user.update_profile(
-        now=LATER, email=Email("alice2@example.com"), username=Username("alice2"), full_name=FullName("Alice L.")
-    )
+    changed = user.update_profile(now=LATER, username=Username("alice2"), full_name=FullName("Alice L."))
 
-    assert changed == ["email", "username", "full_name"]
-    assert user.email == Email("alice2@example.com")
+    assert changed == ["username", "full_name"]
     assert user.username == Username("alice2")
     assert user.full_name == FullName("Alice L.")
     assert user.updated_at == LATER
@@ -119,9 +116,7 @@ def test_update_profile_returns_changed_fields_and_touches_updated_at() -> None:
 def test_update_profile_with_the_same_values_changes_nothing() -> None:
     user = make_user()
 
-    changed = user.update_profile(
-        now=LATER, email=Email("alice@example.com"), username=Username("alice"), full_name=FullName("Alice Liddell")
-    )
+    changed = user.update_profile(now=LATER, username=Username("alice"), full_name=FullName("Alice Liddell"))
 
     assert changed == []
     assert user.updated_at == NOW
@@ -131,23 +126,6 @@ def test_update_profile_with_nothing_changes_nothing() -> None:
     user = make_user()
     assert user.update_profile(now=LATER) == []
     assert user.updated_at == NOW
-
-
-def test_new_email_resets_verification() -> None:
-    user = make_user()
-    user.email_verified = True
-
-    assert user.update_profile(now=LATER, email=Email("new@example.com")) == ["email"]
-    assert user.email_verified is False
-
-
-def test_email_change_in_case_only_keeps_verification() -> None:
-    user = make_user()
-    user.email_verified = True
-
-    assert user.update_profile(now=LATER, email=Email("ALICE@example.com")) == ["email"]
-    assert user.email.value == "ALICE@example.com"
-    assert user.email_verified is True
 
 
 def test_username_change_in_case_only_is_a_change() -> None:
@@ -188,6 +166,125 @@ def test_inactive_user_cannot_update_profile() -> None:
         user.update_profile(now=LATER, full_name=FullName("Someone Else"))
     assert user.full_name == FullName("Alice Liddell")
     assert user.updated_at == NOW
+
+
+# --- the email address: verification and change --------------------------------------------------------------
+
+
+def test_a_new_account_is_unverified_with_nothing_pending() -> None:
+    user = make_user()
+    assert (user.email_verified, user.pending_email) == (False, None)
+
+
+def test_verify_email_with_a_proof_of_the_current_address() -> None:
+    user = make_user()
+
+    assert user.verify_email(Email("Alice@Example.com"), now=LATER) is True  # the same address, canonically
+
+    assert user.email_verified is True
+    assert user.updated_at == LATER
+
+
+def test_verifying_a_verified_address_changes_nothing() -> None:
+    user = make_user()
+    user.verify_email(Email("alice@example.com"), now=NOW)
+
+    assert user.verify_email(Email("alice@example.com"), now=LATER) is True
+    assert user.updated_at == NOW
+
+
+def test_a_proof_of_another_address_verifies_nothing() -> None:
+    user = make_user()
+
+    assert user.verify_email(Email("alice@old.example.com"), now=LATER) is False
+
+    assert user.email_verified is False
+    assert user.updated_at == NOW
+
+
+def test_an_inactive_user_cannot_verify() -> None:
+    user = make_user()
+    user.is_active = False
+
+    with pytest.raises(UserInactive):
+        user.verify_email(Email("alice@example.com"), now=LATER)
+    assert user.email_verified is False
+
+
+def test_request_email_change_keeps_the_address_and_sets_the_pending_one() -> None:
+    user = make_user()
+    user.verify_email(Email("alice@example.com"), now=NOW)
+
+    user.request_email_change(Email("alice@new.example.com"), now=LATER)
+
+    assert user.email == Email("alice@example.com")
+    assert user.email_verified is True  # the current address is still the proven one
+    assert user.pending_email == Email("alice@new.example.com")
+    assert user.updated_at == LATER
+
+
+def test_a_newer_request_replaces_the_pending_address() -> None:
+    user = make_user()
+    user.request_email_change(Email("first@example.com"), now=NOW)
+
+    user.request_email_change(Email("second@example.com"), now=LATER)
+
+    assert user.pending_email == Email("second@example.com")
+
+
+@pytest.mark.parametrize("same", ["alice@example.com", "ALICE@example.com", "Alice@Example.COM"])
+def test_the_current_address_is_no_change(same: str) -> None:
+    user = make_user()
+
+    with pytest.raises(InvalidEmail) as excinfo:
+        user.request_email_change(Email(same), now=LATER)
+
+    assert "current address" in excinfo.value.detail
+    assert (user.pending_email, user.updated_at) == (None, NOW)
+
+
+def test_an_inactive_user_cannot_request_a_change() -> None:
+    user = make_user()
+    user.is_active = False
+
+    with pytest.raises(UserInactive):
+        user.request_email_change(Email("alice@new.example.com"), now=LATER)
+    assert user.pending_email is None
+
+
+def test_confirm_email_change_moves_to_the_pending_address_verified() -> None:
+    user = make_user()
+    user.request_email_change(Email("alice@new.example.com"), now=NOW)
+
+    assert user.confirm_email_change(Email("ALICE@new.example.com"), now=LATER) is True
+
+    assert user.email == Email("alice@new.example.com")  # as it was asked for
+    assert user.email_verified is True
+    assert user.pending_email is None
+    assert user.updated_at == LATER
+
+
+@pytest.mark.parametrize("pending", [None, "second@example.com"])
+def test_a_proof_of_an_address_no_longer_pending_changes_nothing(pending: str | None) -> None:
+    user = make_user()
+    if pending is not None:
+        user.request_email_change(Email(pending), now=NOW)
+
+    assert user.confirm_email_change(Email("first@example.com"), now=LATER) is False
+
+    assert user.email == Email("alice@example.com")
+    assert user.pending_email == (Email(pending) if pending else None)
+    assert (user.email_verified, user.updated_at) == (False, NOW)
+
+
+def test_an_inactive_user_cannot_confirm_a_change() -> None:
+    user = make_user()
+    user.request_email_change(Email("alice@new.example.com"), now=NOW)
+    user.is_active = False
+
+    with pytest.raises(UserInactive):
+        user.confirm_email_change(Email("alice@new.example.com"), now=LATER)
+    assert user.email == Email("alice@example.com")
 
 
 # --- passwords -------------------------------------------------------------------------------------------------

@@ -10,7 +10,8 @@ from typing import ClassVar
 from usermgmt.application.audit import security_event
 from usermgmt.application.commands import ClientInfo
 from usermgmt.application.devices import KnownDevices
-from usermgmt.application.errors import InvalidCredentials
+from usermgmt.application.errors import EmailNotVerified, InvalidCredentials
+from usermgmt.application.handlers.email_verification import EmailVerification
 from usermgmt.application.ports import (
     AccessTokenService,
     Clock,
@@ -61,9 +62,15 @@ class SessionIssuer:
 
     With ``devices``, the same transaction remembers the device signed in from and queues the ``new_device``
     notice for one not seen lately, so every first factor gets it.
+
+    With ``verification`` and ``verification.required`` (``USERMGMT_REQUIRE_VERIFIED_EMAIL``), an account whose
+    address is not verified gets no session and no tokens (``EmailNotVerified``), whatever the first factor: the
+    refusal is recorded and committed with a fresh verification link (at most one per ``REMIND_EVERY``), since
+    such a user has no other way to ask for one. It costs a verified account nothing: the flag is on the row
+    already read.
     """
 
-    raises: ClassVar[tuple[type[DomainError], ...]] = (InvalidCredentials, UserInactive)
+    raises: ClassVar[tuple[type[DomainError], ...]] = (InvalidCredentials, UserInactive, EmailNotVerified)
 
     def __init__(
         self,
@@ -75,13 +82,16 @@ class SessionIssuer:
         session_lifetime: timedelta,
         second_factors: SecondFactorPolicy | None = None,
         devices: KnownDevices | None = None,
+        verification: EmailVerification | None = None,
     ) -> None:
         self._uow, self._access, self._refresh, self._clock = uow, access_tokens, refresh_tokens, clock
         self._ids, self._lifetime, self._devices = ids, session_lifetime, devices
+        self._verification = verification
         self._second_factors: SecondFactorPolicy = second_factors or NoSecondFactor()
 
     async def sign_in(self, factor: ProvenFactor, client: ClientInfo) -> SignInResult:
-        """Raises: InvalidCredentials (the account vanished or its password changed meanwhile), UserInactive."""
+        """Raises: InvalidCredentials (the account vanished or its password changed meanwhile), UserInactive,
+        EmailNotVerified."""
         amr = (factor.method,)
         refresh_token = self._refresh.generate()
         async with self._uow:
@@ -98,6 +108,10 @@ class SessionIssuer:
             except UserInactive:
                 await self._refuse(user, client, reason="account_disabled")
                 raise
+            if self._verification is not None and self._verification.required and not user.email_verified:
+                await self._verification.remind(self._uow, user, client, now)
+                await self._refuse(user, client, reason="email_not_verified")
+                raise EmailNotVerified()
             further = await self._second_factors.further_methods(self._uow, user, amr)
             if further:
                 return FurtherStepRequired(user_id=user.id, amr=amr, methods=further)

@@ -7,7 +7,6 @@ from usermgmt.application.abuse import Guard, RateRule
 from usermgmt.application.audit import security_event
 from usermgmt.application.errors import (
     ConcurrentUpdate,
-    EmailTaken,
     InvalidAccessToken,
     RateLimited,
     ServiceUnavailable,
@@ -15,20 +14,19 @@ from usermgmt.application.errors import (
 )
 from usermgmt.application.handlers._shared import load_user
 from usermgmt.application.ports import Clock, UnitOfWork
-from usermgmt.domain.errors import DomainError, InvalidEmail, InvalidFullName, InvalidUsername, UserInactive
+from usermgmt.domain.errors import DomainError, InvalidFullName, InvalidUsername, UserInactive
 from usermgmt.domain.events import EventType
 from usermgmt.domain.model import User
-from usermgmt.domain.value_objects import Email, FullName, Username
+from usermgmt.domain.value_objects import FullName, Username
 
 
 class UpdateProfileHandler:
-    """Change email, username or full name; uniqueness holds as at registration."""
+    """Change username or full name; uniqueness holds as at registration. The email address changes through
+    ``RequestEmailChangeHandler`` and ``ConfirmEmailChangeHandler`` only (the password, then the new mailbox)."""
 
     raises: ClassVar[tuple[type[DomainError], ...]] = (
         RateLimited,
-        EmailTaken,
         UsernameTaken,
-        InvalidEmail,
         InvalidUsername,
         InvalidFullName,
         ConcurrentUpdate,
@@ -41,13 +39,11 @@ class UpdateProfileHandler:
         self._uow, self._clock, self._guard = uow, clock, guard
 
     async def __call__(self, cmd: commands.UpdateProfile) -> User:
-        """Raises: RateLimited, EmailTaken, UsernameTaken, InvalidEmail, InvalidUsername, InvalidFullName,
-        ConcurrentUpdate.
+        """Raises: RateLimited, UsernameTaken, InvalidUsername, InvalidFullName, ConcurrentUpdate.
 
-        Limited per user: each change of email or username is also a probe of whether another account holds it.
+        Limited per user: each change of username is also a probe of whether another account holds it.
         """
         await self._guard.hit_per_user(RateRule.PROFILE_UPDATES_PER_USER, cmd.user_id, cmd.client)
-        email = Email(cmd.email) if cmd.email is not None else None
         username = Username(cmd.username) if cmd.username is not None else None
         full_name = FullName(cmd.full_name) if cmd.full_name is not None else None
         async with self._uow:
@@ -55,7 +51,6 @@ class UpdateProfileHandler:
             now = self._clock.now()
             changed = user.update_profile(
                 now=now,
-                email=email,
                 username=username,
                 full_name=full_name,
                 clear_username="username" in cmd.clear,

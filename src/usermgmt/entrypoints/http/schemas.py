@@ -6,7 +6,9 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic.json_schema import SkipJsonSchema
+from pydantic_core import PydanticCustomError
 
 
 def _no_nul(value: str) -> str:
@@ -56,10 +58,23 @@ class RefreshIn(RequestModel):
     refresh_token: TokenText = Field(repr=False)
 
 
+EMAIL_NOT_PATCHABLE = (
+    "The email address is not changed here: use POST /api/v1/users/me/email (with the password), then the link "
+    "sent to the new address."
+)
+
+
 class ProfilePatch(RequestModel):
-    email: EmailText = Field(None, description="New email address (becomes unverified).")  # type: ignore[assignment]
     username: UsernameText | None = Field(None, description="New username, or null to remove it.")
     full_name: NameText | None = Field(None, description="New full name, or null to remove it.")
+    # Refused like any unknown field (422 validation_error naming body.email), with a message that says where the
+    # address is changed now. Not in the schema: it is no field of this body.
+    email: SkipJsonSchema[object] = Field(None, exclude=True, repr=False)
+
+    @field_validator("email")
+    @classmethod
+    def _email_is_not_a_profile_field(cls, _: object) -> None:
+        raise PydanticCustomError("email_not_patchable", EMAIL_NOT_PATCHABLE)
 
 
 class ChangePasswordIn(RequestModel):
@@ -78,6 +93,19 @@ class ForgotPasswordIn(RequestModel):
 class ResetPasswordIn(RequestModel):
     token: TokenText = Field(repr=False, description="The `token` of the link in the reset email.")
     new_password: SecretText = Field(repr=False)
+
+
+class EmailTokenIn(RequestModel):
+    token: TokenText = Field(repr=False, description="The `token` of the link in the email.")
+
+
+class EmailChangeIn(RequestModel):
+    new_email: EmailText
+    password: SecretText = Field(repr=False, description="The current password.")
+
+
+class EmailSentOut(BaseModel):
+    detail: str
 
 
 class ForgotPasswordOut(BaseModel):

@@ -1,4 +1,5 @@
-"""/api/v1/auth: register, login, refresh, logout, and the forgotten password."""
+"""/api/v1/auth: register, login, refresh, logout, the forgotten password, and the links of email verification and
+email change."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from usermgmt.application import commands
+from usermgmt.application.handlers.email_change import ConfirmEmailChangeHandler
+from usermgmt.application.handlers.email_verification import VerifyEmailHandler
 from usermgmt.application.handlers.login import LoginHandler
 from usermgmt.application.handlers.logout import LogoutHandler
 from usermgmt.application.handlers.password_reset import ForgotPasswordHandler, ResetPasswordHandler
@@ -22,6 +25,7 @@ from usermgmt.entrypoints.http.openapi import component_ref
 from usermgmt.entrypoints.http.routers.presenters import token_pair_out, user_out
 from usermgmt.entrypoints.http.routing import StrictJsonRoute, parse_form, parse_json
 from usermgmt.entrypoints.http.schemas import (
+    EmailTokenIn,
     ForgotPasswordIn,
     ForgotPasswordOut,
     LoginForm,
@@ -45,7 +49,8 @@ router = APIRouter(prefix="/api/v1/auth", tags=["auth"], route_class=StrictJsonR
 )
 @field_errors(email=InvalidEmail, username=InvalidUsername, full_name=InvalidFullName, password=WeakPassword)
 async def register(body: RegisterIn, response: Response, handler: deps.RegisterUser, client: deps.Client) -> UserOut:
-    """Create an account. The email (and username, if given) must be free; the password must meet the policy."""
+    """Create an account. The email (and username, if given) must be free; the password must meet the policy. A
+    verification link (``{FRONTEND_URL}/verify-email?token=…``) goes to the address."""
     user = await handler(
         commands.RegisterUser(
             email=body.email,
@@ -159,4 +164,30 @@ async def reset_password(body: ResetPasswordIn, handler: deps.ResetPassword, cli
     """Set a new password with the token of a reset link. Every session of the account ends; nobody is signed in
     (log in with the new password)."""
     await handler(commands.ResetPassword(token=body.token, new_password=body.new_password, client=client))
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/email/verify",
+    operation_id="auth_email_verify",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(VerifyEmailHandler, body=True),
+)
+async def verify_email(body: EmailTokenIn, handler: deps.VerifyEmail, client: deps.Client) -> Response:
+    """Verify the account's address with the token of a verification link (valid ``USERMGMT_EMAIL_TOKEN_TTL``,
+    once): ``email_verified`` becomes true."""
+    await handler(commands.VerifyEmail(token=body.token, client=client))
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/email/confirm",
+    operation_id="auth_email_confirm",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(ConfirmEmailChangeHandler, body=True),
+)
+async def confirm_email_change(body: EmailTokenIn, handler: deps.ConfirmEmailChange, client: deps.Client) -> Response:
+    """Finish an email change with the token of the link sent to the new address: it becomes the account's address,
+    verified, and the old address is told. 409 ``email_taken`` if another account took the address meanwhile."""
+    await handler(commands.ConfirmEmailChange(token=body.token, client=client))
     return Response(status_code=status.HTTP_204_NO_CONTENT)

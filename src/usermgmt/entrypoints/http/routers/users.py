@@ -1,4 +1,4 @@
-"""/api/v1/users/me: the caller's profile, password, sessions and account."""
+"""/api/v1/users/me: the caller's profile, email address, password, sessions and account."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from fastapi import APIRouter, Query, Response, status
 from usermgmt.application import commands
 from usermgmt.application.handlers.change_password import ChangePasswordHandler
 from usermgmt.application.handlers.delete_account import DeleteAccountHandler
+from usermgmt.application.handlers.email_change import RequestEmailChangeHandler
+from usermgmt.application.handlers.email_verification import ResendVerificationHandler
 from usermgmt.application.handlers.sessions import ListEventsHandler, ListSessionsHandler, RevokeSessionHandler
 from usermgmt.application.handlers.update_profile import UpdateProfileHandler
 from usermgmt.domain.errors import InvalidEmail, InvalidFullName, InvalidUsername, WeakPassword
@@ -28,6 +30,8 @@ from usermgmt.entrypoints.http.schemas import (
     ChangePasswordIn,
     DeleteAccountIn,
     DeletionReceiptOut,
+    EmailChangeIn,
+    EmailSentOut,
     EventPageOut,
     ProfilePatch,
     SessionOut,
@@ -49,19 +53,64 @@ async def get_me(principal: deps.CurrentPrincipal) -> UserOut:
     response_model=UserOut,
     responses=problem_responses(UpdateProfileHandler, body=True, bearer=True),
 )
-@field_errors(email=InvalidEmail, username=InvalidUsername, full_name=InvalidFullName)
+@field_errors(username=InvalidUsername, full_name=InvalidFullName)
 async def update_me(
     body: ProfilePatch, principal: deps.CurrentPrincipal, handler: deps.UpdateProfile, client: deps.Client
 ) -> UserOut:
-    """Change any of email, username and full name; ``null`` removes username or full name."""
+    """Change the username or the full name; ``null`` removes either. The email address is changed with
+    ``POST /api/v1/users/me/email``: an ``email`` here is refused (422 ``validation_error``)."""
     given = body.model_fields_set
     user = await handler(
         commands.UpdateProfile(
             user_id=principal.user_id,
-            email=body.email if "email" in given else None,
             username=body.username,
             full_name=body.full_name,
             clear=frozenset(f for f in ("username", "full_name") if f in given and getattr(body, f) is None),
+            client=client,
+        )
+    )
+    return user_out(user)
+
+
+VERIFICATION_SENT = EmailSentOut(detail="A new verification link has been sent to the account's address.")
+
+
+@router.post(
+    "/email/verification",
+    operation_id="users_me_email_verification_send",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=EmailSentOut,
+    responses=problem_responses(ResendVerificationHandler, bearer=True),
+)
+async def resend_verification(
+    principal: deps.CurrentPrincipal, handler: deps.ResendVerification, client: deps.Client
+) -> EmailSentOut:
+    """Send a fresh verification link to the account's address; the links sent before stop working."""
+    await handler(commands.ResendVerification(user_id=principal.user_id, client=client))
+    return VERIFICATION_SENT
+
+
+@router.post(
+    "/email",
+    operation_id="users_me_email_change",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=UserOut,
+    responses=problem_responses(RequestEmailChangeHandler, body=True, bearer=True),
+)
+@field_errors(new_email=InvalidEmail)
+async def request_email_change(
+    body: EmailChangeIn, principal: deps.CurrentPrincipal, handler: deps.RequestEmailChange, client: deps.Client
+) -> UserOut:
+    """Ask to change the email address, with the current password. The answer is the user, the new address in
+    ``pending_email``: it becomes the account's address once the link sent to it
+    (``{FRONTEND_URL}/confirm-email?token=…``, valid ``USERMGMT_EMAIL_TOKEN_TTL``) is followed. The current address
+    is told at once. A newer request replaces this one."""
+    user = await handler(
+        commands.RequestEmailChange(
+            user_id=principal.user_id,
+            session_id=principal.session_id,
+            new_email=body.new_email,
+            password=body.password,
             client=client,
         )
     )
