@@ -147,7 +147,6 @@ async def test_value_errors_of_the_core_name_the_field_like_every_validation_err
     ]
     responses = [(await client.post(path, json=payload), code, name) for path, payload, code, name in cases]
     patches = [
-        ({"email": "nope"}, "invalid_email", "email"),
         ({"username": "x"}, "invalid_username", "username"),
         ({"full_name": "   "}, "invalid_full_name", "full_name"),
     ]
@@ -157,6 +156,8 @@ async def test_value_errors_of_the_core_name_the_field_like_every_validation_err
     responses.append(
         (await client.post(f"{ME}/password", headers=account.auth, json=change), "weak_password", "new_password")
     )
+    move = {"new_email": "nope", "password": PASSWORD}
+    responses.append((await client.post(f"{ME}/email", headers=account.auth, json=move), "invalid_email", "new_email"))
 
     for response, code, name in responses:
         body = assert_problem(response, 422, code)

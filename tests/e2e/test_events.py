@@ -47,6 +47,7 @@ async def test_the_history_tells_where_and_when_newest_first(client: httpx.Async
         "token_refreshed",
         "login_failed",
         "login_succeeded",
+        "email_verification_sent",
         "registered",
     ]
     for item in items:
@@ -70,7 +71,7 @@ async def test_pages_with_a_cursor(client: httpx.AsyncClient, signup: Signup) ->
 
     assert len(first["items"]) == 2
     assert first["next_cursor"] is not None
-    assert [e["type"] for e in everything] == ["login_succeeded"] * 5 + ["registered"]
+    assert [e["type"] for e in everything] == ["login_succeeded"] * 5 + ["email_verification_sent", "registered"]
     ids = [int(str(e["id"])) for e in everything]
     assert ids == sorted(ids, reverse=True)
     assert len(set(ids)) == len(ids)
@@ -81,7 +82,7 @@ async def test_only_the_owner_sees_their_history(client: httpx.AsyncClient, sign
     await client.post(LOGIN, json={"login": bob.email, "password": "wrong wrong wrong"})
 
     alices = await all_events(client, alice.auth)
-    assert [e["type"] for e in alices] == ["login_succeeded", "registered"]
+    assert [e["type"] for e in alices] == ["login_succeeded", "email_verification_sent", "registered"]
     assert_problem(await client.get(EVENTS), 401, "invalid_token")
 
 
