@@ -1,4 +1,5 @@
-"""On PostgreSQL and SQLite: the real email-change handlers, two accounts confirming one address at the same time.
+"""On PostgreSQL and SQLite: the real email-change handlers, two accounts confirming one address at the same time;
+and, on PostgreSQL, a link followed while another writer holds the account (the lock order).
 
 The first confirmation is held inside its transaction, its address already written, while the second one runs: the
 second must wait for it (PostgreSQL: the unique index entry; SQLite: the write lock) and then fail on the unique
@@ -17,13 +18,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.integration.builders import NOW
 from usermgmt.adapters.memory import FakePasswordHasher, FrozenClock, InMemoryRateLimiter
-from usermgmt.adapters.sqlalchemy.tables import email_outbox, users
+from usermgmt.adapters.sqlalchemy.tables import email_outbox, email_tokens, users
 from usermgmt.adapters.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork
 from usermgmt.application.abuse import Guard, RateLimitPolicy, Throttle
-from usermgmt.application.commands import ClientInfo, ConfirmEmailChange, RequestEmailChange
+from usermgmt.application.commands import ClientInfo, ConfirmEmailChange, RequestEmailChange, VerifyEmail
 from usermgmt.application.email import EmailPolicy, Postman
-from usermgmt.application.errors import EmailTaken
+from usermgmt.application.errors import EmailTaken, InvalidEmailToken
 from usermgmt.application.handlers.email_change import ConfirmEmailChangeHandler, RequestEmailChangeHandler
+from usermgmt.application.handlers.email_verification import EmailVerification, VerifyEmailHandler
 from usermgmt.application.ports import EventDispatcher, UnitOfWork
 from usermgmt.domain.events import SecurityEvent
 from usermgmt.domain.model import User
@@ -36,7 +38,7 @@ SHARED = "shared@example.org"
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])
-def engine(request: pytest.FixtureRequest) -> AsyncEngine:
+def either_engine(request: pytest.FixtureRequest) -> AsyncEngine:
     engine: AsyncEngine = request.getfixturevalue("clean_database" if request.param == "postgresql" else "clean_sqlite")
     return engine
 
@@ -97,7 +99,8 @@ async def owners_of(engine: AsyncEngine, address: str) -> list[UserId]:
     return [UserId(row.id) for row in rows]
 
 
-async def test_two_accounts_confirming_one_address_at_once_end_with_one_owner(engine: AsyncEngine) -> None:
+async def test_two_accounts_confirming_one_address_at_once_end_with_one_owner(either_engine: AsyncEngine) -> None:
+    engine = either_engine
     clock = FrozenClock(NOW)
     alice, bob = await registered(engine), await registered(engine)
     alices, bobs = await change_link(engine, clock, alice), await change_link(engine, clock, bob)
@@ -132,3 +135,56 @@ async def test_two_accounts_confirming_one_address_at_once_end_with_one_owner(en
         notices = (await connection.execute(changed)).scalar_one()
     assert (bob_row.email, bob_row.pending_email) == (bob.email.value, SHARED)
     assert notices == 1
+
+
+# --- lock order: the user's row first, then the token ---------------------------------------------------------
+
+
+async def verification_link(engine: AsyncEngine, clock: FrozenClock, user: User) -> str:
+    async with SqlAlchemyUnitOfWork(engine) as uow:
+        await EmailVerification(POSTMAN).send(uow, user, CLIENT, clock.now())
+        await uow.commit()
+    async with engine.connect() as connection:
+        context = (
+            await connection.execute(
+                select(email_outbox.c.context).where(
+                    email_outbox.c.user_id == user.id, email_outbox.c.template == "verify_email"
+                )
+            )
+        ).scalar_one()
+    return str(context["link"]).rpartition("token=")[2]
+
+
+@pytest.mark.parametrize("flow", ["verify", "confirm"])
+async def test_following_a_link_while_a_writer_holds_the_account_does_not_deadlock_on_postgresql(
+    clean_database: AsyncEngine, flow: str
+) -> None:
+    """A writer of the account (a fresh verification link, a newer change request) locks the user's row, then
+    deletes the account's links of that kind. A link followed meanwhile must wait for the row *before* it takes its
+    token: had it taken the token first, each would wait for the other (PostgreSQL: deadlock_detected, a 500)."""
+    clock = FrozenClock(NOW)
+    alice = await registered(clean_database)
+    if flow == "verify":
+        token, purpose = await verification_link(clean_database, clock, alice), "verify"
+        follow = VerifyEmailHandler(uow=SqlAlchemyUnitOfWork(clean_database), clock=clock, postman=POSTMAN)
+        command: VerifyEmail | ConfirmEmailChange = VerifyEmail(token=token, client=CLIENT)
+    else:
+        token, purpose = await change_link(clean_database, clock, alice), "change_email"
+        follow = ConfirmEmailChangeHandler(uow=SqlAlchemyUnitOfWork(clean_database), clock=clock, postman=POSTMAN)
+        command = ConfirmEmailChange(token=token, client=CLIENT)
+
+    async with clean_database.connect() as writer:
+        await writer.execute(select(users.c.id).where(users.c.id == alice.id).with_for_update(key_share=True))
+        following = asyncio.create_task(follow(command))  # type: ignore[arg-type]
+        async with asyncio.timeout(5):
+            while await lock_waits(clean_database) == 0:  # the link waits for the user's row...
+                assert not following.done(), f"finished instead of waiting: {following}"
+                await asyncio.sleep(0.005)
+        async with asyncio.timeout(5):  # ...holding no token: the writer's delete does not wait for it
+            await writer.execute(
+                email_tokens.delete().where(email_tokens.c.user_id == alice.id, email_tokens.c.purpose == purpose)
+            )
+        await writer.commit()
+
+    with pytest.raises(InvalidEmailToken):  # the writer killed the link first
+        await asyncio.wait_for(following, timeout=5)
