@@ -31,9 +31,9 @@ from usermgmt.application.email import EmailPolicy, Postman
 from usermgmt.application.handlers.authenticate import AuthenticateHandler
 from usermgmt.application.handlers.change_password import ChangePasswordHandler
 from usermgmt.application.handlers.delete_account import DeleteAccountHandler
-from usermgmt.application.handlers.email_change import ConfirmEmailChangeHandler, RequestEmailChangeHandler
-from usermgmt.application.handlers.email_verification import (
-    EmailVerification,
+from usermgmt.application.handlers.email_address import (
+    ConfirmEmailChangeHandler,
+    RequestEmailChangeHandler,
     ResendVerificationHandler,
     VerifyEmailHandler,
 )
@@ -205,9 +205,6 @@ class Container(containers.DeclarativeContainer):
         notify=email_policy.provided.notify_new_device,
         ipv6_prefix=rate_limit_policy.provided.ipv6_prefix,
     )
-    verification = providers.Singleton(
-        EmailVerification, postman=postman, required=email_policy.provided.require_verified_email
-    )
     guard = providers.Factory(Guard, throttle=throttle, uow=uow, clock=clock)
     principals = providers.Singleton(principal_reader_from, settings, engine)
     health = providers.Singleton(SqlAlchemyHealthCheck, engine=engine)
@@ -221,8 +218,8 @@ class Container(containers.DeclarativeContainer):
         clock=clock,
         ids=ids,
         guard=guard,
-        verification=verification,
         devices=devices,
+        postman=postman,
     )
     session_issuer = providers.Factory(
         SessionIssuer,
@@ -233,7 +230,7 @@ class Container(containers.DeclarativeContainer):
         ids=ids,
         session_lifetime=settings.provided.tokens.refresh_ttl,
         devices=devices,
-        verification=verification,
+        postman=postman,
     )
     login = providers.Factory(LoginHandler, uow=uow, hasher=hasher, issuer=session_issuer, clock=clock, guard=guard)
     refresh_session = providers.Factory(
@@ -270,7 +267,7 @@ class Container(containers.DeclarativeContainer):
     # Email flows: verification and email change.
     verify_email = providers.Factory(VerifyEmailHandler, uow=uow, clock=clock, postman=postman)
     resend_verification = providers.Factory(
-        ResendVerificationHandler, uow=uow, clock=clock, guard=guard, verification=verification
+        ResendVerificationHandler, uow=uow, clock=clock, guard=guard, postman=postman
     )
     request_email_change = providers.Factory(
         RequestEmailChangeHandler, uow=uow, hasher=hasher, clock=clock, guard=guard, postman=postman

@@ -152,12 +152,14 @@ async def test_value_errors_of_the_core_name_the_field_like_every_validation_err
     ]
     for payload, code, name in patches:
         responses.append((await client.patch(ME, headers=account.auth, json=payload), code, name))
+    new_email = {"new_email": "nope", "password": PASSWORD}
+    responses.append(
+        (await client.post(f"{ME}/email", headers=account.auth, json=new_email), "invalid_email", "new_email")
+    )
     change = {"current_password": PASSWORD, "new_password": weak}
     responses.append(
         (await client.post(f"{ME}/password", headers=account.auth, json=change), "weak_password", "new_password")
     )
-    move = {"new_email": "nope", "password": PASSWORD}
-    responses.append((await client.post(f"{ME}/email", headers=account.auth, json=move), "invalid_email", "new_email"))
 
     for response, code, name in responses:
         body = assert_problem(response, 422, code)

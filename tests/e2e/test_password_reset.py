@@ -345,7 +345,7 @@ async def test_a_deletion_sends_its_notice_and_the_accounts_queued_mail_goes_wit
     mail_client: httpx.AsyncClient, mail_signup: Signup, mailbox: Mailbox
 ) -> None:
     account = await mail_signup()
-    await mailbox.wait_for(to=account.email, template="verify_email")  # the registration's went out
+    await mailbox.wait_for(to=account.email, template="verify_email")  # registration's, delivered
     await mailbox.stop()  # the mail server is down: what the account queues from now on stays queued
     await login(mail_client, account.email, PASSWORD, **{"user-agent": "phone"})  # new_device
     await forgot(mail_client, account.email)  # reset_password

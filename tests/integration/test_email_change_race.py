@@ -24,8 +24,12 @@ from usermgmt.application.abuse import Guard, RateLimitPolicy, Throttle
 from usermgmt.application.commands import ClientInfo, ConfirmEmailChange, RequestEmailChange, VerifyEmail
 from usermgmt.application.email import EmailPolicy, Postman
 from usermgmt.application.errors import EmailTaken, InvalidEmailToken
-from usermgmt.application.handlers.email_change import ConfirmEmailChangeHandler, RequestEmailChangeHandler
-from usermgmt.application.handlers.email_verification import EmailVerification, VerifyEmailHandler
+from usermgmt.application.handlers.email_address import (
+    ConfirmEmailChangeHandler,
+    RequestEmailChangeHandler,
+    VerifyEmailHandler,
+    send_verification,
+)
 from usermgmt.application.ports import EventDispatcher, UnitOfWork
 from usermgmt.domain.events import SecurityEvent
 from usermgmt.domain.model import User
@@ -142,7 +146,7 @@ async def test_two_accounts_confirming_one_address_at_once_end_with_one_owner(ei
 
 async def verification_link(engine: AsyncEngine, clock: FrozenClock, user: User) -> str:
     async with SqlAlchemyUnitOfWork(engine) as uow:
-        await EmailVerification(POSTMAN).send(uow, user, CLIENT, clock.now())
+        await send_verification(uow, POSTMAN, user, CLIENT, clock.now(), reason="requested")
         await uow.commit()
     async with engine.connect() as connection:
         context = (

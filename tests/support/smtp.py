@@ -8,19 +8,26 @@ back. It can offer STARTTLS or speak implicit TLS, require a login, and refuse r
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import re
 import ssl
 import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any, Self, cast
 from urllib.parse import parse_qs, urlsplit
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from tests.support.proxy import free_port
 
@@ -108,7 +115,8 @@ class _Recorder:
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         content = envelope.original_content or envelope.content
         raw = content if isinstance(content, bytes) else str(content).encode()
-        parsed = cast(EmailMessage, message_from_bytes(raw, policy=policy.default))
+        # SMTP carries CRLF line ends; read them as a file would be (LF), so texts compare as written.
+        parsed = cast(EmailMessage, message_from_bytes(raw.replace(b"\r\n", b"\n"), policy=policy.default))
         self._mailbox.record(
             ReceivedEmail(mail_from=str(envelope.mail_from), rcpt_tos=tuple(envelope.rcpt_tos), message=parsed)
         )
@@ -232,3 +240,35 @@ class Mailbox:
             if time.monotonic() >= deadline:
                 return
             await asyncio.sleep(0.02)
+
+
+def self_signed_tls(directory: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A fresh self-signed certificate for 127.0.0.1 and localhost (written to ``directory``): the server's TLS
+    context, and a client context that trusts that certificate only."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    certificate_pem = certificate.public_bytes(serialization.Encoding.PEM)
+    (directory / "smtp-cert.pem").write_bytes(certificate_pem)
+    (directory / "smtp-key.pem").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(directory / "smtp-cert.pem", directory / "smtp-key.pem")
+    client = ssl.create_default_context(cadata=certificate_pem.decode())
+    return server, client

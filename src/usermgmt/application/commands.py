@@ -52,8 +52,7 @@ class Authenticate:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class UpdateProfile:
-    """Fields left ``None`` stay as they are; names in ``clear`` (username, full_name) are removed. The email
-    address is not a profile field: see ``RequestEmailChange``."""
+    """Fields left ``None`` stay as they are; names in ``clear`` (username, full_name) are removed."""
 
     user_id: UserId
     username: str | None = None

@@ -42,3 +42,10 @@ class UserInactive(DomainError):
 class SessionExpired(DomainError):
     code = "session_expired"
     default_detail = "The session has expired."
+
+
+class SameEmail(InvalidEmail):
+    """A change to the address the account already has (in any spelling that compares equal)."""
+
+    code = "same_email"
+    default_detail = "This is already the account's email address."

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Self
 
-from usermgmt.domain.errors import InvalidEmail, SessionExpired, UserInactive
+from usermgmt.domain.errors import SameEmail, SessionExpired, UserInactive
 from usermgmt.domain.value_objects import (
     AuthMethod,
     Email,
@@ -99,7 +99,7 @@ class User:
         """Apply the given changes; return the names of the fields that really changed.
 
         The email address is not among them: it changes only through ``request_email_change`` and
-        ``confirm_email_change``, once the new mailbox is proven.
+        ``change_email``, once the new mailbox has proven it is the owner's.
         """
         self.ensure_active()
         changed: list[str] = []
@@ -119,48 +119,6 @@ class User:
             self.updated_at = now
         return changed
 
-    def owns(self, email: Email) -> bool:
-        """Whether ``email`` is the account's address (compared in canonical form)."""
-        return email.canonical == self.email.canonical
-
-    def verify_email(self, proven: Email, *, now: datetime) -> bool:
-        """Mark the address verified: a link sent to ``proven`` was followed, which proves that mailbox. Return
-        whether ``proven`` is the account's address; a link sent to an address the account no longer has proves
-        nothing about the current one, and changes nothing. Verifying a verified address changes nothing either."""
-        self.ensure_active()
-        if not self.owns(proven):
-            return False
-        if not self.email_verified:
-            self.email_verified = True
-            self.updated_at = now
-        return True
-
-    def request_email_change(self, new_email: Email, *, now: datetime) -> None:
-        """Ask to move the account to ``new_email``: it waits in ``pending_email`` (replacing any earlier request)
-        until a link sent to it is followed; the address stays the current one until then.
-
-        Raises: InvalidEmail (``new_email`` is the current address), UserInactive."""
-        self.ensure_active()
-        if self.owns(new_email):
-            raise InvalidEmail("The new email address is the account's current address.")
-        self.pending_email = new_email
-        self.updated_at = now
-
-    def confirm_email_change(self, proven: Email, *, now: datetime) -> bool:
-        """Move the account to ``proven``, the pending address whose link was followed: it becomes the account's
-        address, verified, and nothing is pending any more. Return False, changing nothing, when ``proven`` is not
-        the pending address (a newer request replaced it).
-
-        Raises: UserInactive."""
-        self.ensure_active()
-        if self.pending_email is None or self.pending_email.canonical != proven.canonical:
-            return False
-        self.email = self.pending_email
-        self.email_verified = True
-        self.pending_email = None
-        self.updated_at = now
-        return True
-
     def change_password(self, new_hash: PasswordHash, *, now: datetime) -> None:
         self.ensure_active()
         self.password_hash = new_hash
@@ -173,6 +131,36 @@ class User:
         self.change_password(new_hash, now=now)
         if proven.canonical == self.email.canonical:
             self.email_verified = True
+
+    def verify_email(self, proven: Email, *, now: datetime) -> bool:
+        """The mailbox ``proven`` followed a link sent to it: if that is still the account's address, it is verified.
+        Return whether it is (whether or not it was before)."""
+        if proven.canonical != self.email.canonical:
+            return False
+        if not self.email_verified:
+            self.email_verified = True
+            self.updated_at = now
+        return True
+
+    def request_email_change(self, new: Email, *, now: datetime) -> None:
+        """Remember ``new`` as the address asked for; the address stays the current one until ``change_email``.
+        A newer request replaces an older one. Raises: UserInactive, SameEmail."""
+        self.ensure_active()
+        if new.canonical == self.email.canonical:
+            raise SameEmail()
+        self.pending_email = new
+        self.updated_at = now
+
+    def change_email(self, new: Email, *, now: datetime) -> Email:
+        """Make ``new`` the account's address, verified (its mailbox proved it), and drop the pending request;
+        return the old address. Raises: UserInactive."""
+        self.ensure_active()
+        old = self.email
+        self.email = new
+        self.email_verified = True
+        self.pending_email = None
+        self.updated_at = now
+        return old
 
     def rehash_password(self, new_hash: PasswordHash) -> None:
         """Store the same password under newer hashing parameters; not a password change."""

@@ -1,4 +1,4 @@
-"""The ``usermgmt`` command: ``serve``, ``migrate`` and ``purge-sessions``."""
+"""The ``usermgmt`` command: ``serve``, ``migrate``, ``purge-sessions`` and ``send-test-email``."""
 
 from __future__ import annotations
 
@@ -109,6 +109,69 @@ def _purge_sessions(_: argparse.Namespace) -> int:
     return 0
 
 
+def _send_test_email(args: argparse.Namespace) -> int:
+    """Render ``test_email`` for ADDRESS and hand it to the configured mailer now (not through the outbox); print
+    where it went, or why it did not (exit status 1)."""
+    import asyncio
+    from datetime import UTC, datetime
+
+    from usermgmt.adapters.mail.files import FileMailer
+    from usermgmt.adapters.sqlalchemy.email import new_message_id
+    from usermgmt.application.email import Template
+    from usermgmt.application.ports import DeliveryFailed, EmailMessage
+    from usermgmt.container import build_container, close_resources, message_id_domain_from
+
+    settings = load_settings()
+    if settings is None:
+        return 1
+
+    async def send() -> str:
+        container = build_container(settings)
+        try:
+            now = datetime.now(UTC)
+            rendered = container.email_renderer().render(
+                Template.TEST.value, {"to": args.address, "at": now.isoformat(timespec="seconds")}
+            )
+            message = EmailMessage(
+                message_id=new_message_id(message_id_domain_from(settings)),
+                sender=settings.email.email_from,
+                to=args.address,
+                subject=rendered.subject,
+                text=rendered.text,
+                html=rendered.html,
+                template=Template.TEST.value,
+            )
+            mailer = container.mailer()
+            where = await mailer.send(message)
+            if isinstance(mailer, FileMailer):
+                return f"USERMGMT_SMTP_HOST is unset: wrote the test message for {args.address} to {where}"
+            return f"sent the test message to {args.address} via {where} ({message.message_id})"
+        finally:
+            await close_resources(container)
+
+    try:
+        print(asyncio.run(send()))  # noqa: T201 - the command's output
+    except DeliveryFailed as failed:
+        detail = f": {failed.detail}" if failed.detail != failed.reason else ""
+        kind = "permanent" if failed.permanent else "temporary"
+        print(f"could not send the test message ({kind} failure): {failed.reason}{detail}", file=sys.stderr)  # noqa: T201
+        return 1
+    except ValueError as error:  # a template (an override) that does not render
+        print(f"could not send the test message: {error}", file=sys.stderr)  # noqa: T201
+        return 1
+    return 0
+
+
+def _address(value: str) -> str:
+    from usermgmt.domain.errors import DomainError
+    from usermgmt.domain.value_objects import Email
+
+    try:
+        return Email(value).value
+    except DomainError as error:
+        raise argparse.ArgumentTypeError(f"not an email address: {error.detail}") from None
+
+
 def _seconds(value: str) -> float:
     try:
         seconds = float(value)
@@ -161,6 +224,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     purge = sub.add_parser("purge-sessions", help="delete expired sessions and their retired refresh-token hashes")
     purge.set_defaults(func=_purge_sessions)
+
+    test_email = sub.add_parser(
+        "send-test-email",
+        help="send one test message through the configured mailer (SMTP, or a file when USERMGMT_SMTP_HOST is unset)",
+    )
+    test_email.add_argument("address", type=_address, metavar="ADDRESS", help="where to send it")
+    test_email.set_defaults(func=_send_test_email)
     return parser
 
 

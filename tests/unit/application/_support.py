@@ -10,8 +10,6 @@ from typing import Any
 from usermgmt.adapters.memory import FrozenClock, InMemoryRateLimiter, InMemoryUnitOfWork, MemoryStore
 from usermgmt.application import commands
 from usermgmt.application.abuse import Guard, RateLimitPolicy, Throttle
-from usermgmt.application.email import EmailPolicy, Postman
-from usermgmt.application.handlers.email_verification import EmailVerification
 from usermgmt.application.handlers.login import LoginHandler
 from usermgmt.application.ports import EventDispatcher
 from usermgmt.application.results import SignedIn, TokenPair
@@ -70,11 +68,6 @@ def make_guard(uow: RecordingUnitOfWork, clock: FrozenClock, policy: RateLimitPo
     """A guard with its own limiter, writing through its own unit of work on ``uow``'s store."""
     throttle = Throttle(InMemoryRateLimiter(clock), policy or RateLimitPolicy())
     return Guard(throttle, RecordingUnitOfWork(uow.store, recorded=uow.recorded), clock)
-
-
-def make_verification(*, required: bool = False) -> EmailVerification:
-    """Verification links pointing at ``FRONTEND_URL``; ``required``: sign-in needs a verified address."""
-    return EmailVerification(Postman(EmailPolicy(frontend_url=FRONTEND_URL)), required=required)
 
 
 class SignIn:

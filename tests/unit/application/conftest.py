@@ -32,9 +32,9 @@ from usermgmt.application.email import EmailPolicy, Postman
 from usermgmt.application.handlers.authenticate import AuthenticateHandler
 from usermgmt.application.handlers.change_password import ChangePasswordHandler
 from usermgmt.application.handlers.delete_account import DeleteAccountHandler
-from usermgmt.application.handlers.email_change import ConfirmEmailChangeHandler, RequestEmailChangeHandler
-from usermgmt.application.handlers.email_verification import (
-    EmailVerification,
+from usermgmt.application.handlers.email_address import (
+    ConfirmEmailChangeHandler,
+    RequestEmailChangeHandler,
     ResendVerificationHandler,
     VerifyEmailHandler,
 )
@@ -124,11 +124,6 @@ def devices(postman: Postman, email_policy: EmailPolicy, rate_limits: RateLimitP
 
 
 @pytest.fixture
-def verification(postman: Postman, email_policy: EmailPolicy) -> EmailVerification:
-    return EmailVerification(postman, required=email_policy.require_verified_email)
-
-
-@pytest.fixture
 def register(
     uow: RecordingUnitOfWork,
     hasher: FakePasswordHasher,
@@ -136,18 +131,12 @@ def register(
     clock: FrozenClock,
     ids: SequentialIdGenerator,
     guard: Guard,
-    verification: EmailVerification,
     devices: KnownDevices,
 ) -> RegisterUserHandler:
+    """Registration without the verification email (the flows that do not care about it stay quiet); see
+    ``register_verifying`` in test_email_address.py for the container's wiring."""
     return RegisterUserHandler(
-        uow=uow,
-        hasher=hasher,
-        screen=screen,
-        clock=clock,
-        ids=ids,
-        guard=guard,
-        verification=verification,
-        devices=devices,
+        uow=uow, hasher=hasher, screen=screen, clock=clock, ids=ids, guard=guard, devices=devices
     )
 
 
@@ -159,7 +148,7 @@ def issuer(
     clock: FrozenClock,
     ids: SequentialIdGenerator,
     devices: KnownDevices,
-    verification: EmailVerification,
+    postman: Postman,
 ) -> SessionIssuer:
     return SessionIssuer(
         uow=uow,
@@ -169,7 +158,7 @@ def issuer(
         ids=ids,
         session_lifetime=SESSION_LIFETIME,
         devices=devices,
-        verification=verification,
+        postman=postman,
     )
 
 
@@ -254,30 +243,6 @@ def reset_password(
 
 
 @pytest.fixture
-def verify_email(uow: RecordingUnitOfWork, clock: FrozenClock, postman: Postman) -> VerifyEmailHandler:
-    return VerifyEmailHandler(uow=uow, clock=clock, postman=postman)
-
-
-@pytest.fixture
-def resend_verification(
-    uow: RecordingUnitOfWork, clock: FrozenClock, guard: Guard, verification: EmailVerification
-) -> ResendVerificationHandler:
-    return ResendVerificationHandler(uow=uow, clock=clock, guard=guard, verification=verification)
-
-
-@pytest.fixture
-def request_email_change(
-    uow: RecordingUnitOfWork, hasher: FakePasswordHasher, clock: FrozenClock, guard: Guard, postman: Postman
-) -> RequestEmailChangeHandler:
-    return RequestEmailChangeHandler(uow=uow, hasher=hasher, clock=clock, guard=guard, postman=postman)
-
-
-@pytest.fixture
-def confirm_email_change(uow: RecordingUnitOfWork, clock: FrozenClock, postman: Postman) -> ConfirmEmailChangeHandler:
-    return ConfirmEmailChangeHandler(uow=uow, clock=clock, postman=postman)
-
-
-@pytest.fixture
 def list_sessions(uow: RecordingUnitOfWork, clock: FrozenClock) -> ListSessionsHandler:
     return ListSessionsHandler(uow=uow, clock=clock)
 
@@ -303,3 +268,27 @@ async def alice(register: RegisterUserHandler) -> User:
 @pytest.fixture
 async def bob(register: RegisterUserHandler) -> User:
     return await register(commands.RegisterUser(email=BOB_EMAIL, password=BOB_PASSWORD, username="bob"))
+
+
+@pytest.fixture
+def verify_email(uow: RecordingUnitOfWork, clock: FrozenClock, postman: Postman) -> VerifyEmailHandler:
+    return VerifyEmailHandler(uow=uow, clock=clock, postman=postman)
+
+
+@pytest.fixture
+def resend_verification(
+    uow: RecordingUnitOfWork, clock: FrozenClock, guard: Guard, postman: Postman
+) -> ResendVerificationHandler:
+    return ResendVerificationHandler(uow=uow, clock=clock, guard=guard, postman=postman)
+
+
+@pytest.fixture
+def request_email_change(
+    uow: RecordingUnitOfWork, hasher: FakePasswordHasher, clock: FrozenClock, guard: Guard, postman: Postman
+) -> RequestEmailChangeHandler:
+    return RequestEmailChangeHandler(uow=uow, hasher=hasher, clock=clock, guard=guard, postman=postman)
+
+
+@pytest.fixture
+def confirm_email_change(uow: RecordingUnitOfWork, clock: FrozenClock, postman: Postman) -> ConfirmEmailChangeHandler:
+    return ConfirmEmailChangeHandler(uow=uow, clock=clock, postman=postman)

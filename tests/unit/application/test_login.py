@@ -15,7 +15,6 @@ from tests.unit.application._support import (
     SignIn,
     login_cmd,
     make_guard,
-    make_verification,
     snapshot,
 )
 from usermgmt.adapters.memory import (
@@ -66,7 +65,6 @@ async def register_with(hasher: FakePasswordHasher, uow: RecordingUnitOfWork, cl
         clock=clock,
         ids=SequentialIdGenerator(),
         guard=make_guard(uow, clock),
-        verification=make_verification(),
     )
     return await register(RegisterUser(email=ALICE_EMAIL, password=ALICE_PASSWORD))
 

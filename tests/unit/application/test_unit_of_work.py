@@ -15,7 +15,6 @@ from tests.unit.application._support import (
     SignIn,
     login_cmd,
     make_guard,
-    make_verification,
     snapshot,
 )
 from usermgmt.adapters.memory import (
@@ -181,7 +180,6 @@ async def test_failed_login_leaves_no_session_and_no_rehash(uow: FlakyUnitOfWork
         clock=clock,
         ids=SequentialIdGenerator(),
         guard=make_guard(uow, clock),
-        verification=make_verification(),
     )
     await register(RegisterUser(email=ALICE_EMAIL, password=ALICE_PASSWORD))
 
@@ -227,7 +225,7 @@ async def test_failed_update_profile_changes_nothing(
     uow.broken = True
 
     with pytest.raises(ServiceUnavailable):
-        await update_profile(UpdateProfile(user_id=alice.id, username="renamed", full_name="New Name"))
+        await update_profile(UpdateProfile(user_id=alice.id, username="newname", full_name="New Name"))
 
     assert snapshot(uow.store) == before
     assert uow.store.users[alice.id].full_name == FullName("Alice Liddell")

@@ -7,7 +7,7 @@ from uuid import UUID
 
 import pytest
 
-from usermgmt.domain.errors import InvalidEmail, SessionExpired, UserInactive
+from usermgmt.domain.errors import SameEmail, SessionExpired, UserInactive
 from usermgmt.domain.model import Session, User
 from usermgmt.domain.value_objects import (
     AuthMethod,
@@ -106,6 +106,7 @@ def test_update_profile_returns_changed_fields_and_touches_updated_at() -> None:
     changed = user.update_profile(now=LATER, username=Username("alice2"), full_name=FullName("Alice L."))
 
     assert changed == ["username", "full_name"]
+    assert user.email == Email("alice@example.com")
     assert user.username == Username("alice2")
     assert user.full_name == FullName("Alice L.")
     assert user.updated_at == LATER
@@ -126,6 +127,56 @@ def test_update_profile_with_nothing_changes_nothing() -> None:
     user = make_user()
     assert user.update_profile(now=LATER) == []
     assert user.updated_at == NOW
+
+
+def test_email_change_request_keeps_the_address_until_confirmed() -> None:
+    user = make_user()
+    user.email_verified = True
+
+    user.request_email_change(Email("new@example.com"), now=LATER)
+
+    assert (user.email, user.email_verified, user.pending_email) == (
+        Email("alice@example.com"),
+        True,
+        Email("new@example.com"),
+    )
+    assert user.updated_at == LATER
+
+
+def test_a_change_to_the_same_address_in_any_case_is_refused() -> None:
+    user = make_user()
+
+    with pytest.raises(SameEmail):
+        user.request_email_change(Email("ALICE@Example.com"), now=LATER)
+    assert user.pending_email is None
+
+
+def test_change_email_moves_to_the_proven_address_verified() -> None:
+    user = make_user()
+    user.request_email_change(Email("new@example.com"), now=NOW)
+
+    old = user.change_email(Email("new@example.com"), now=LATER)
+
+    assert old == Email("alice@example.com")
+    assert (user.email, user.email_verified, user.pending_email) == (Email("new@example.com"), True, None)
+    assert user.updated_at == LATER
+
+
+def test_verify_email_needs_the_current_address() -> None:
+    user = make_user()
+
+    assert user.verify_email(Email("other@example.com"), now=LATER) is False
+    assert user.email_verified is False
+    assert user.verify_email(Email("ALICE@example.com"), now=LATER) is True
+    assert (user.email_verified, user.updated_at) == (True, LATER)
+
+
+def test_a_disabled_account_cannot_ask_for_an_address_change() -> None:
+    user = make_user()
+    user.deactivate(now=NOW)
+
+    with pytest.raises(UserInactive):
+        user.request_email_change(Email("new@example.com"), now=LATER)
 
 
 def test_username_change_in_case_only_is_a_change() -> None:
@@ -166,125 +217,6 @@ def test_inactive_user_cannot_update_profile() -> None:
         user.update_profile(now=LATER, full_name=FullName("Someone Else"))
     assert user.full_name == FullName("Alice Liddell")
     assert user.updated_at == NOW
-
-
-# --- the email address: verification and change --------------------------------------------------------------
-
-
-def test_a_new_account_is_unverified_with_nothing_pending() -> None:
-    user = make_user()
-    assert (user.email_verified, user.pending_email) == (False, None)
-
-
-def test_verify_email_with_a_proof_of_the_current_address() -> None:
-    user = make_user()
-
-    assert user.verify_email(Email("Alice@Example.com"), now=LATER) is True  # the same address, canonically
-
-    assert user.email_verified is True
-    assert user.updated_at == LATER
-
-
-def test_verifying_a_verified_address_changes_nothing() -> None:
-    user = make_user()
-    user.verify_email(Email("alice@example.com"), now=NOW)
-
-    assert user.verify_email(Email("alice@example.com"), now=LATER) is True
-    assert user.updated_at == NOW
-
-
-def test_a_proof_of_another_address_verifies_nothing() -> None:
-    user = make_user()
-
-    assert user.verify_email(Email("alice@old.example.com"), now=LATER) is False
-
-    assert user.email_verified is False
-    assert user.updated_at == NOW
-
-
-def test_an_inactive_user_cannot_verify() -> None:
-    user = make_user()
-    user.is_active = False
-
-    with pytest.raises(UserInactive):
-        user.verify_email(Email("alice@example.com"), now=LATER)
-    assert user.email_verified is False
-
-
-def test_request_email_change_keeps_the_address_and_sets_the_pending_one() -> None:
-    user = make_user()
-    user.verify_email(Email("alice@example.com"), now=NOW)
-
-    user.request_email_change(Email("alice@new.example.com"), now=LATER)
-
-    assert user.email == Email("alice@example.com")
-    assert user.email_verified is True  # the current address is still the proven one
-    assert user.pending_email == Email("alice@new.example.com")
-    assert user.updated_at == LATER
-
-
-def test_a_newer_request_replaces_the_pending_address() -> None:
-    user = make_user()
-    user.request_email_change(Email("first@example.com"), now=NOW)
-
-    user.request_email_change(Email("second@example.com"), now=LATER)
-
-    assert user.pending_email == Email("second@example.com")
-
-
-@pytest.mark.parametrize("same", ["alice@example.com", "ALICE@example.com", "Alice@Example.COM"])
-def test_the_current_address_is_no_change(same: str) -> None:
-    user = make_user()
-
-    with pytest.raises(InvalidEmail) as excinfo:
-        user.request_email_change(Email(same), now=LATER)
-
-    assert "current address" in excinfo.value.detail
-    assert (user.pending_email, user.updated_at) == (None, NOW)
-
-
-def test_an_inactive_user_cannot_request_a_change() -> None:
-    user = make_user()
-    user.is_active = False
-
-    with pytest.raises(UserInactive):
-        user.request_email_change(Email("alice@new.example.com"), now=LATER)
-    assert user.pending_email is None
-
-
-def test_confirm_email_change_moves_to_the_pending_address_verified() -> None:
-    user = make_user()
-    user.request_email_change(Email("alice@new.example.com"), now=NOW)
-
-    assert user.confirm_email_change(Email("ALICE@new.example.com"), now=LATER) is True
-
-    assert user.email == Email("alice@new.example.com")  # as it was asked for
-    assert user.email_verified is True
-    assert user.pending_email is None
-    assert user.updated_at == LATER
-
-
-@pytest.mark.parametrize("pending", [None, "second@example.com"])
-def test_a_proof_of_an_address_no_longer_pending_changes_nothing(pending: str | None) -> None:
-    user = make_user()
-    if pending is not None:
-        user.request_email_change(Email(pending), now=NOW)
-
-    assert user.confirm_email_change(Email("first@example.com"), now=LATER) is False
-
-    assert user.email == Email("alice@example.com")
-    assert user.pending_email == (Email(pending) if pending else None)
-    assert (user.email_verified, user.updated_at) == (False, NOW)
-
-
-def test_an_inactive_user_cannot_confirm_a_change() -> None:
-    user = make_user()
-    user.request_email_change(Email("alice@new.example.com"), now=NOW)
-    user.is_active = False
-
-    with pytest.raises(UserInactive):
-        user.confirm_email_change(Email("alice@new.example.com"), now=LATER)
-    assert user.email == Email("alice@example.com")
 
 
 # --- passwords -------------------------------------------------------------------------------------------------

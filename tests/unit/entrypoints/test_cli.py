@@ -64,7 +64,9 @@ def test_serve_refuses_a_deadline_that_is_not_a_positive_number_of_seconds(
     assert f"argument {option}" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("command", [["migrate"], ["migrate", "base"], ["purge-sessions"]])
+@pytest.mark.parametrize(
+    "command", [["migrate"], ["migrate", "base"], ["purge-sessions"], ["send-test-email", "ada@example.com"]]
+)
 def test_invalid_settings_stop_every_command_without_printing_a_value(
     command: list[str],
     isolated: Path,

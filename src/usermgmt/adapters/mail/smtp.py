@@ -14,6 +14,10 @@ from usermgmt.config import SmtpSecurity
 
 logger = logging.getLogger(__name__)
 
+# RFC 4954: authentication required (530), too weak (534), refused (535), or needing encryption (538). Whatever the
+# command they answer, they are about our configuration, not about the message.
+_NEEDS_LOGIN = frozenset({530, 534, 535, 538})
+
 
 class SmtpMailer:
     """Sends through ``host:port``.
@@ -26,8 +30,8 @@ class SmtpMailer:
 
     Failures raise ``DeliveryFailed``. Permanent: a 5xx reply about this message (its sender, a recipient, its
     content). Temporary: the server unreachable or silent, a 4xx reply, and what only a change of configuration fixes
-    (a refused login, a TLS failure, no STARTTLS, a 5xx greeting or EHLO), so that messages wait (up to the outbox's
-    give-up time) rather than being dropped while someone fixes it.
+    (a missing or refused login, a TLS failure, no STARTTLS, a 5xx greeting or EHLO), so that messages wait (up to
+    the outbox's give-up time) rather than being dropped while someone fixes it.
     """
 
     def __init__(
@@ -91,6 +95,8 @@ def _failure(error: Exception) -> DeliveryFailed:
             aiosmtplib.SMTPHeloError: "SMTP EHLO refused",
         }.get(type(error), "SMTP refused us")
         return DeliveryFailed(f"{what} ({error.code})", permanent=False, detail=f"{error.code} {error.message}")
+    if isinstance(error, aiosmtplib.SMTPResponseException) and error.code in _NEEDS_LOGIN:
+        return DeliveryFailed(f"SMTP needs a (valid) login ({error.code})", permanent=False, detail=error.message)
     if isinstance(error, aiosmtplib.SMTPResponseException):  # MAIL FROM, RCPT TO, DATA
         return DeliveryFailed(
             f"SMTP reply {error.code}", permanent=500 <= error.code < 600, detail=f"{error.code} {error.message}"

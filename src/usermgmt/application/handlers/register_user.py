@@ -6,8 +6,9 @@ from usermgmt.application import commands
 from usermgmt.application.abuse import Guard, RateRule
 from usermgmt.application.audit import security_event
 from usermgmt.application.devices import KnownDevices
+from usermgmt.application.email import Postman
 from usermgmt.application.errors import EmailTaken, RateLimited, ServiceUnavailable, UsernameTaken
-from usermgmt.application.handlers.email_verification import EmailVerification
+from usermgmt.application.handlers.email_address import send_verification
 from usermgmt.application.ports import Clock, IdGenerator, PasswordHasher, UnitOfWork
 from usermgmt.application.screening import PasswordScreen
 from usermgmt.domain.errors import DomainError, InvalidEmail, InvalidFullName, InvalidUsername, WeakPassword
@@ -17,9 +18,8 @@ from usermgmt.domain.value_objects import Email, FullName, PlainPassword, Userna
 
 
 class RegisterUserHandler:
-    """Create an active, unverified account; the email (and username) stay unique even under concurrent sign-ups.
-    The verification link to the address is queued in the account's own transaction: no account without its
-    link, no link for an account that was not created."""
+    """Create an active, unverified account, and (with ``postman``) queue the link that verifies its address in the same
+    transaction; the email (and username) stay unique even under concurrent sign-ups."""
 
     raises: ClassVar[tuple[type[DomainError], ...]] = (
         RateLimited,
@@ -40,11 +40,11 @@ class RegisterUserHandler:
         clock: Clock,
         ids: IdGenerator,
         guard: Guard,
-        verification: EmailVerification,
         devices: KnownDevices | None = None,
+        postman: Postman | None = None,
     ) -> None:
         self._uow, self._hasher, self._screen, self._clock, self._ids = uow, hasher, screen, clock, ids
-        self._guard, self._verification, self._devices = guard, verification, devices
+        self._guard, self._devices, self._postman = guard, devices, postman
 
     async def __call__(self, cmd: commands.RegisterUser) -> User:
         """Raises: RateLimited, InvalidEmail, InvalidUsername, InvalidFullName, WeakPassword, EmailTaken,
@@ -75,7 +75,8 @@ class RegisterUserHandler:
         async with self._uow:
             await self._uow.users.add(user)
             await self._uow.record(security_event(EventType.REGISTERED, at=now, client=cmd.client, user_id=user.id))
-            await self._verification.send(self._uow, user, cmd.client, now, replacing=False)  # a new account has none
+            if self._postman is not None:
+                await send_verification(self._uow, self._postman, user, cmd.client, now, reason="registration")
             if self._devices is not None:  # the browser that signed up is no new device at its first sign-in
                 await self._devices.remember(self._uow, user.id, cmd.client, now)
             await self._uow.commit()

@@ -10,8 +10,9 @@ from typing import ClassVar
 from usermgmt.application.audit import security_event
 from usermgmt.application.commands import ClientInfo
 from usermgmt.application.devices import KnownDevices
+from usermgmt.application.email import Postman
 from usermgmt.application.errors import EmailNotVerified, InvalidCredentials
-from usermgmt.application.handlers.email_verification import EmailVerification
+from usermgmt.application.handlers.email_address import send_verification_on_sign_in
 from usermgmt.application.ports import (
     AccessTokenService,
     Clock,
@@ -62,12 +63,6 @@ class SessionIssuer:
 
     With ``devices``, the same transaction remembers the device signed in from and queues the ``new_device``
     notice for one not seen lately, so every first factor gets it.
-
-    With ``verification`` and ``verification.required`` (``USERMGMT_REQUIRE_VERIFIED_EMAIL``), an account whose
-    address is not verified gets no session and no tokens (``EmailNotVerified``), whatever the first factor: the
-    refusal is recorded and committed with a fresh verification link (at most one per ``REMIND_EVERY``), since
-    such a user has no other way to ask for one. It costs a verified account nothing: the flag is on the row
-    already read.
     """
 
     raises: ClassVar[tuple[type[DomainError], ...]] = (InvalidCredentials, UserInactive, EmailNotVerified)
@@ -82,16 +77,17 @@ class SessionIssuer:
         session_lifetime: timedelta,
         second_factors: SecondFactorPolicy | None = None,
         devices: KnownDevices | None = None,
-        verification: EmailVerification | None = None,
+        postman: Postman | None = None,
     ) -> None:
         self._uow, self._access, self._refresh, self._clock = uow, access_tokens, refresh_tokens, clock
         self._ids, self._lifetime, self._devices = ids, session_lifetime, devices
-        self._verification = verification
         self._second_factors: SecondFactorPolicy = second_factors or NoSecondFactor()
+        self._postman = postman  # with its policy's require_verified_email, an unverified address may not sign in
 
     async def sign_in(self, factor: ProvenFactor, client: ClientInfo) -> SignInResult:
         """Raises: InvalidCredentials (the account vanished or its password changed meanwhile), UserInactive,
-        EmailNotVerified."""
+        EmailNotVerified (``require_verified_email`` and an unverified address: a fresh verification link goes out,
+        at most one per 15 minutes, since such a user has no other way to ask for one)."""
         amr = (factor.method,)
         refresh_token = self._refresh.generate()
         async with self._uow:
@@ -108,9 +104,10 @@ class SessionIssuer:
             except UserInactive:
                 await self._refuse(user, client, reason="account_disabled")
                 raise
-            if self._verification is not None and self._verification.required and not user.email_verified:
-                await self._verification.remind(self._uow, user, client, now)
-                await self._refuse(user, client, reason="email_not_verified")
+            postman = self._postman
+            if postman is not None and postman.policy.require_verified_email and not user.email_verified:
+                await send_verification_on_sign_in(self._uow, postman, user, client, now)
+                await self._refuse(user, client, reason="email_not_verified")  # commits the link with the record
                 raise EmailNotVerified()
             further = await self._second_factors.further_methods(self._uow, user, amr)
             if further:

@@ -21,8 +21,8 @@ from usermgmt.domain.value_objects import FullName, Username
 
 
 class UpdateProfileHandler:
-    """Change username or full name; uniqueness holds as at registration. The email address changes through
-    ``RequestEmailChangeHandler`` and ``ConfirmEmailChangeHandler`` only (the password, then the new mailbox)."""
+    """Change username or full name; a username stays unique as at registration. (The email address changes only
+    through ``RequestEmailChangeHandler`` and the link it sends.)"""
 
     raises: ClassVar[tuple[type[DomainError], ...]] = (
         RateLimited,

@@ -12,8 +12,12 @@ from usermgmt.application.errors import InvalidAccessToken
 from usermgmt.application.handlers.authenticate import AuthenticateHandler
 from usermgmt.application.handlers.change_password import ChangePasswordHandler
 from usermgmt.application.handlers.delete_account import DeleteAccountHandler
-from usermgmt.application.handlers.email_change import ConfirmEmailChangeHandler, RequestEmailChangeHandler
-from usermgmt.application.handlers.email_verification import ResendVerificationHandler, VerifyEmailHandler
+from usermgmt.application.handlers.email_address import (
+    ConfirmEmailChangeHandler,
+    RequestEmailChangeHandler,
+    ResendVerificationHandler,
+    VerifyEmailHandler,
+)
 from usermgmt.application.handlers.login import LoginHandler
 from usermgmt.application.handlers.logout import LogoutHandler
 from usermgmt.application.handlers.password_reset import ForgotPasswordHandler, ResetPasswordHandler
@@ -49,12 +53,12 @@ DeleteAccount = Annotated[DeleteAccountHandler, provided("delete_account")]
 ListSessions = Annotated[ListSessionsHandler, provided("list_sessions")]
 RevokeSession = Annotated[RevokeSessionHandler, provided("revoke_session")]
 ListEvents = Annotated[ListEventsHandler, provided("list_events")]
-ForgotPassword = Annotated[ForgotPasswordHandler, provided("forgot_password")]
-ResetPassword = Annotated[ResetPasswordHandler, provided("reset_password")]
 VerifyEmail = Annotated[VerifyEmailHandler, provided("verify_email")]
 ResendVerification = Annotated[ResendVerificationHandler, provided("resend_verification")]
 RequestEmailChange = Annotated[RequestEmailChangeHandler, provided("request_email_change")]
 ConfirmEmailChange = Annotated[ConfirmEmailChangeHandler, provided("confirm_email_change")]
+ForgotPassword = Annotated[ForgotPasswordHandler, provided("forgot_password")]
+ResetPassword = Annotated[ResetPasswordHandler, provided("reset_password")]
 
 
 class BearerPrincipal(OAuth2PasswordBearer):

@@ -33,6 +33,7 @@ from usermgmt.domain.errors import (
     InvalidEmail,
     InvalidFullName,
     InvalidUsername,
+    SameEmail,
     SessionExpired,
     UserInactive,
     WeakPassword,
@@ -64,6 +65,7 @@ ERROR_STATUS: Final[Mapping[type[DomainError], int]] = {
     RateLimited: 429,
     ServiceUnavailable: 503,
     InvalidEmailToken: 400,
+    SameEmail: 422,
     EmailAlreadyVerified: 409,
     EmailNotVerified: 403,
 }

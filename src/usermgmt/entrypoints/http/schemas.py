@@ -6,9 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
-from pydantic.json_schema import SkipJsonSchema
-from pydantic_core import PydanticCustomError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 
 def _no_nul(value: str) -> str:
@@ -58,23 +56,11 @@ class RefreshIn(RequestModel):
     refresh_token: TokenText = Field(repr=False)
 
 
-EMAIL_NOT_PATCHABLE = (
-    "The email address is not changed here: use POST /api/v1/users/me/email (with the password), then the link "
-    "sent to the new address."
-)
-
-
 class ProfilePatch(RequestModel):
+    """Username and full name. The email address is not here: it changes through POST /users/me/email."""
+
     username: UsernameText | None = Field(None, description="New username, or null to remove it.")
     full_name: NameText | None = Field(None, description="New full name, or null to remove it.")
-    # Refused like any unknown field (422 validation_error naming body.email), with a message that says where the
-    # address is changed now. Not in the schema: it is no field of this body.
-    email: SkipJsonSchema[object] = Field(None, exclude=True, repr=False)
-
-    @field_validator("email")
-    @classmethod
-    def _email_is_not_a_profile_field(cls, _: object) -> None:
-        raise PydanticCustomError("email_not_patchable", EMAIL_NOT_PATCHABLE)
 
 
 class ChangePasswordIn(RequestModel):
@@ -84,15 +70,6 @@ class ChangePasswordIn(RequestModel):
 
 class DeleteAccountIn(RequestModel):
     password: SecretText = Field(repr=False)
-
-
-class ForgotPasswordIn(RequestModel):
-    email: EmailText
-
-
-class ResetPasswordIn(RequestModel):
-    token: TokenText = Field(repr=False, description="The `token` of the link in the reset email.")
-    new_password: SecretText = Field(repr=False)
 
 
 class EmailTokenIn(RequestModel):
@@ -105,7 +82,16 @@ class EmailChangeIn(RequestModel):
 
 
 class EmailSentOut(BaseModel):
-    detail: str
+    detail: str = Field(description="What was sent, and where.")
+
+
+class ForgotPasswordIn(RequestModel):
+    email: EmailText
+
+
+class ResetPasswordIn(RequestModel):
+    token: TokenText = Field(repr=False, description="The `token` of the link in the reset email.")
+    new_password: SecretText = Field(repr=False)
 
 
 class ForgotPasswordOut(BaseModel):

@@ -1,5 +1,5 @@
-"""/api/v1/auth: register, login, refresh, logout, the forgotten password, and the links of email verification and
-email change."""
+"""/api/v1/auth: register, login, refresh, logout, the forgotten password, and the links sent to verify or change
+an email address."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from usermgmt.application import commands
-from usermgmt.application.handlers.email_change import ConfirmEmailChangeHandler
-from usermgmt.application.handlers.email_verification import VerifyEmailHandler
+from usermgmt.application.handlers.email_address import ConfirmEmailChangeHandler, VerifyEmailHandler
 from usermgmt.application.handlers.login import LoginHandler
 from usermgmt.application.handlers.logout import LogoutHandler
 from usermgmt.application.handlers.password_reset import ForgotPasswordHandler, ResetPasswordHandler
@@ -49,8 +48,7 @@ router = APIRouter(prefix="/api/v1/auth", tags=["auth"], route_class=StrictJsonR
 )
 @field_errors(email=InvalidEmail, username=InvalidUsername, full_name=InvalidFullName, password=WeakPassword)
 async def register(body: RegisterIn, response: Response, handler: deps.RegisterUser, client: deps.Client) -> UserOut:
-    """Create an account. The email (and username, if given) must be free; the password must meet the policy. A
-    verification link (``{FRONTEND_URL}/verify-email?token=…``) goes to the address."""
+    """Create an account. The email (and username, if given) must be free; the password must meet the policy."""
     user = await handler(
         commands.RegisterUser(
             email=body.email,
@@ -174,8 +172,7 @@ async def reset_password(body: ResetPasswordIn, handler: deps.ResetPassword, cli
     responses=problem_responses(VerifyEmailHandler, body=True),
 )
 async def verify_email(body: EmailTokenIn, handler: deps.VerifyEmail, client: deps.Client) -> Response:
-    """Verify the account's address with the token of a verification link (valid ``USERMGMT_EMAIL_TOKEN_TTL``,
-    once): ``email_verified`` becomes true."""
+    """Verify the account's address with the token of a verification link."""
     await handler(commands.VerifyEmail(token=body.token, client=client))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -187,7 +184,7 @@ async def verify_email(body: EmailTokenIn, handler: deps.VerifyEmail, client: de
     responses=problem_responses(ConfirmEmailChangeHandler, body=True),
 )
 async def confirm_email_change(body: EmailTokenIn, handler: deps.ConfirmEmailChange, client: deps.Client) -> Response:
-    """Finish an email change with the token of the link sent to the new address: it becomes the account's address,
-    verified, and the old address is told. 409 ``email_taken`` if another account took the address meanwhile."""
+    """Finish an address change with the token of the link sent to the new address: the account moves to it,
+    verified, and the old address is told."""
     await handler(commands.ConfirmEmailChange(token=body.token, client=client))
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,4 +1,4 @@
-"""/api/v1/users/me: the caller's profile, email address, password, sessions and account."""
+"""/api/v1/users/me: the caller's profile, password, sessions and account."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ from fastapi import APIRouter, Query, Response, status
 from usermgmt.application import commands
 from usermgmt.application.handlers.change_password import ChangePasswordHandler
 from usermgmt.application.handlers.delete_account import DeleteAccountHandler
-from usermgmt.application.handlers.email_change import RequestEmailChangeHandler
-from usermgmt.application.handlers.email_verification import ResendVerificationHandler
+from usermgmt.application.handlers.email_address import RequestEmailChangeHandler, ResendVerificationHandler
 from usermgmt.application.handlers.sessions import ListEventsHandler, ListSessionsHandler, RevokeSessionHandler
 from usermgmt.application.handlers.update_profile import UpdateProfileHandler
 from usermgmt.domain.errors import InvalidEmail, InvalidFullName, InvalidUsername, WeakPassword
@@ -57,8 +56,8 @@ async def get_me(principal: deps.CurrentPrincipal) -> UserOut:
 async def update_me(
     body: ProfilePatch, principal: deps.CurrentPrincipal, handler: deps.UpdateProfile, client: deps.Client
 ) -> UserOut:
-    """Change the username or the full name; ``null`` removes either. The email address is changed with
-    ``POST /api/v1/users/me/email``: an ``email`` here is refused (422 ``validation_error``)."""
+    """Change username or full name; ``null`` removes either. The email address is not accepted here (422): it
+    changes through ``POST /users/me/email`` and the link sent to the new address."""
     given = body.model_fields_set
     user = await handler(
         commands.UpdateProfile(
@@ -72,9 +71,6 @@ async def update_me(
     return user_out(user)
 
 
-VERIFICATION_SENT = EmailSentOut(detail="A new verification link has been sent to the account's address.")
-
-
 @router.post(
     "/email/verification",
     operation_id="users_me_email_verification_send",
@@ -85,36 +81,35 @@ VERIFICATION_SENT = EmailSentOut(detail="A new verification link has been sent t
 async def resend_verification(
     principal: deps.CurrentPrincipal, handler: deps.ResendVerification, client: deps.Client
 ) -> EmailSentOut:
-    """Send a fresh verification link to the account's address; the links sent before stop working."""
+    """Send a fresh verification link to the caller's address (older links stop working)."""
     await handler(commands.ResendVerification(user_id=principal.user_id, client=client))
-    return VERIFICATION_SENT
+    return EmailSentOut(detail="A new verification link has been sent to your email address.")
 
 
 @router.post(
     "/email",
     operation_id="users_me_email_change",
     status_code=status.HTTP_202_ACCEPTED,
-    response_model=UserOut,
+    response_model=EmailSentOut,
     responses=problem_responses(RequestEmailChangeHandler, body=True, bearer=True),
 )
 @field_errors(new_email=InvalidEmail)
 async def request_email_change(
     body: EmailChangeIn, principal: deps.CurrentPrincipal, handler: deps.RequestEmailChange, client: deps.Client
-) -> UserOut:
-    """Ask to change the email address, with the current password. The answer is the user, the new address in
-    ``pending_email``: it becomes the account's address once the link sent to it
-    (``{FRONTEND_URL}/confirm-email?token=…``, valid ``USERMGMT_EMAIL_TOKEN_TTL``) is followed. The current address
-    is told at once. A newer request replaces this one."""
-    user = await handler(
+) -> EmailSentOut:
+    """Ask to move the account to ``new_email``, with the current password. The address stays the current one
+    (shown as ``pending_email`` meanwhile) until the link sent to the new address is followed; the current address
+    is told at once."""
+    await handler(
         commands.RequestEmailChange(
             user_id=principal.user_id,
-            session_id=principal.session_id,
             new_email=body.new_email,
             password=body.password,
+            session_id=principal.session_id,
             client=client,
         )
     )
-    return user_out(user)
+    return EmailSentOut(detail="A link to confirm the change has been sent to the new address.")
 
 
 @router.post(
