@@ -9,7 +9,8 @@ passwords built from the email, uniqueness), and answers those with a documented
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
@@ -18,17 +19,31 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
+from tests.support.database import create_database, drop_database
 from tests.support.server import serve, service_env
+from usermgmt.adapters.sqlalchemy import migrations
 
 PASSWORD = "fuzzing is fun for everyone"
 MAX_EXAMPLES = 25
 
 
 @pytest.fixture(scope="session")
-def service(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+async def fuzz_database_url() -> AsyncIterator[str]:
+    """A database of the fuzzed service's own: the service lives for the whole session, and its outbox worker
+    must not claim the rows other tests queue in the shared test database."""
+    url = await create_database()
+    try:
+        await asyncio.to_thread(migrations.upgrade, url, configure_logging=False)
+        yield url
+    finally:
+        await drop_database(url)
+
+
+@pytest.fixture(scope="session")
+def service(fuzz_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     env = service_env(
         tmp_path_factory.mktemp("fuzz"),
-        database_url=database_url,
+        database_url=fuzz_database_url,
         rate_limits_enabled="false",
         bcrypt_rounds="10",
     )
