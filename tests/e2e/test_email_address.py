@@ -4,13 +4,25 @@ the app's own outbox worker) and finished by following their links."""
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from dependency_injector import providers
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.e2e.conftest import PASSWORD, MailClientFor, MailSettings, Signup, make_mail_container, signup_through
+from tests.e2e.conftest import (
+    PASSWORD,
+    MailClientFor,
+    MailSettings,
+    Signup,
+    make_mail_container,
+    running,
+    signup_through,
+)
 from tests.e2e.test_auth_flow import LOGIN, ME, REGISTER, assert_problem
 from tests.support.smtp import Mailbox
+from usermgmt.adapters.memory import FrozenClock
 from usermgmt.container import Container
 
 VERIFY = "/api/v1/auth/email/verify"
@@ -278,3 +290,57 @@ async def test_no_link_token_password_or_hash_reaches_the_logs(
     for secret in (*tokens, PASSWORD, account.tokens["access_token"], account.tokens["refresh_token"]):
         assert secret not in logged
     assert "$2b$" not in logged  # no bcrypt hash
+
+
+# --- time moved by a clock --------------------------------------------------------------------------------------
+
+
+def clocked(mail_settings: MailSettings, **overrides: object) -> tuple[Container, FrozenClock]:
+    """A mail app's container whose clock the test moves (links expire by it; the outbox worker runs on it too)."""
+    container = make_mail_container(mail_settings(frontend_url=FRONTEND_URL, **overrides))
+    clock = FrozenClock(datetime.now(UTC))
+    container.clock.override(providers.Object(clock))
+    return container, clock
+
+
+async def test_a_refused_sign_in_sends_a_fresh_link_once_15_minutes_have_passed(
+    mail_settings: MailSettings, clean_database: AsyncEngine, mailbox: Mailbox
+) -> None:
+    container, clock = clocked(mail_settings, require_verified_email=True)
+    credentials = {"login": "strict@example.com", "password": PASSWORD}
+    async with running(container) as client:
+        assert (
+            await client.post(REGISTER, json={"email": "strict@example.com", "password": PASSWORD})
+        ).status_code == 201
+        first = await verification_token(mailbox, "strict@example.com")
+        clock.advance(timedelta(minutes=15))
+
+        assert_problem(await client.post(LOGIN, json=credentials), 403, "email_not_verified")
+        fresh = await verification_token(mailbox, "strict@example.com")
+        assert_problem(await client.post(LOGIN, json=credentials), 403, "email_not_verified")
+        await mailbox.assert_none(to="strict@example.com", template="verify_email")  # at most one per 15 minutes
+
+        assert_problem(await client.post(VERIFY, json={"token": first}), 400, "invalid_email_token")  # replaced
+        assert (await client.post(VERIFY, json={"token": fresh})).status_code == 204
+        assert (await client.post(LOGIN, json=credentials)).status_code == 200
+
+
+async def test_a_newer_change_request_kills_the_older_link_and_an_expired_one_changes_nothing(
+    mail_settings: MailSettings, clean_database: AsyncEngine, mailbox: Mailbox
+) -> None:
+    container, clock = clocked(mail_settings)
+    async with running(container) as client:
+        account = await signup_through(client)("owner@example.com")
+        for new in ("first@example.org", "second@example.org"):
+            change = {"new_email": new, "password": PASSWORD}
+            assert (await client.post(CHANGE, headers=account.auth, json=change)).status_code == 202
+        older = await mailbox.wait_for(to="first@example.org", template="confirm_email_change")
+        newer = await mailbox.wait_for(to="second@example.org", template="confirm_email_change")
+
+        assert_problem(await client.post(CONFIRM, json={"token": older.token}), 400, "invalid_email_token")
+        clock.advance(timedelta(hours=24))  # USERMGMT_EMAIL_TOKEN_TTL
+        assert_problem(await client.post(CONFIRM, json={"token": newer.token}), 400, "invalid_email_token")
+
+        fresh = (await client.post(LOGIN, json={"login": "owner@example.com", "password": PASSWORD})).json()
+        profile = await me(client, {"Authorization": f"Bearer {fresh['access_token']}"})
+        assert (profile["email"], profile["pending_email"]) == ("owner@example.com", "second@example.org")

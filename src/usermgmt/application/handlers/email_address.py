@@ -71,7 +71,13 @@ async def send_verification_on_sign_in(
 
 class VerifyEmailHandler:
     """Follow a verification link: the address it went to, if it is still the account's, is verified. Every other
-    verification link of the account dies with it."""
+    verification link of the account dies with it.
+
+    Lock order: the token is looked at first in a transaction that is rolled back (to learn whose it is); then one
+    transaction locks the user's row *before* it takes the token, as every writer of the account does (a resend, a
+    reset, a change request lock the row, then delete links). Taking the token first would hold its row while
+    waiting for the user's, and a writer holding the user's row and deleting that link would wait for this one: a
+    deadlock on PostgreSQL."""
 
     raises: ClassVar[tuple[type[DomainError], ...]] = (InvalidEmailToken, ServiceUnavailable)
 
@@ -81,11 +87,18 @@ class VerifyEmailHandler:
     async def __call__(self, cmd: commands.VerifyEmail) -> None:
         """Raises: InvalidEmailToken (unknown, expired, used, other purpose, an address the account no longer has,
         or an account that may not sign in: one answer)."""
+        async with self._uow:  # a look only: leaving without commit puts the token back
+            looked = await self._postman.redeem(self._uow, cmd.token, EmailTokenPurpose.VERIFY, self._clock.now())
         async with self._uow:
+            user = await self._uow.users.get(looked.user_id, for_update=True)
             now = self._clock.now()
             token = await self._postman.redeem(self._uow, cmd.token, EmailTokenPurpose.VERIFY, now)
-            user = await self._uow.users.get(token.user_id, for_update=True)
-            if user is None or not user.is_active or not user.verify_email(token.email, now=now):
+            if (
+                user is None
+                or token.user_id != user.id
+                or not user.is_active
+                or not user.verify_email(token.email, now=now)
+            ):
                 raise InvalidEmailToken()
             await self._uow.users.update(user)
             await self._uow.email_tokens.delete_for_user(user.id, EmailTokenPurpose.VERIFY)
@@ -199,7 +212,9 @@ class RequestEmailChangeHandler:
 
 class ConfirmEmailChangeHandler:
     """Follow the link sent to the new address: the account moves to it, verified; the old address is told; every
-    outstanding reset, verification and change link dies (they were sent to, or about, the old address)."""
+    outstanding reset, verification and change link dies (they were sent to, or about, the old address).
+
+    Lock order as for a verification: a rolled-back look at the token, then the user's row, then the token."""
 
     raises: ClassVar[tuple[type[DomainError], ...]] = (InvalidEmailToken, EmailTaken, ServiceUnavailable)
 
@@ -209,12 +224,15 @@ class ConfirmEmailChangeHandler:
     async def __call__(self, cmd: commands.ConfirmEmailChange) -> None:
         """Raises: InvalidEmailToken (unknown, expired, used, other purpose, superseded by a newer request, or an
         account that may not sign in: one answer), EmailTaken (another account took the address meanwhile)."""
+        async with self._uow:  # a look only: leaving without commit puts the token back
+            looked = await self._postman.redeem(self._uow, cmd.token, EmailTokenPurpose.CHANGE_EMAIL, self._clock.now())
         async with self._uow:
+            user = await self._uow.users.get(looked.user_id, for_update=True)
             now = self._clock.now()
             token = await self._postman.redeem(self._uow, cmd.token, EmailTokenPurpose.CHANGE_EMAIL, now)
-            user = await self._uow.users.get(token.user_id, for_update=True)
             if (
                 user is None
+                or token.user_id != user.id
                 or not user.is_active
                 or user.pending_email is None
                 or user.pending_email.canonical != token.email.canonical
