@@ -1,10 +1,10 @@
 """Settings from the environment (prefix ``USERMGMT_``) or a ``.env`` file, read once at start-up, in sections.
 
 ``Settings`` composes one frozen section per concern (``database``, ``tokens``, ``passwords``, ``rate_limits``,
-``http``, ``email``); each section is documented where it is defined. Every setting keeps its flat environment name:
-a section field carries it as its ``validation_alias`` (``DatabaseSettings.url`` is ``USERMGMT_DATABASE_URL``), and
-``Settings`` moves flat names into their section, whether they come from the environment, the dotenv file (both
-case-insensitive) or keyword arguments. So ``Settings(database_url=...)`` and
+``http``, ``email``, ``mfa``); each section is documented where it is defined. Every setting keeps its flat
+environment name: a section field carries it as its ``validation_alias`` (``DatabaseSettings.url`` is
+``USERMGMT_DATABASE_URL``), and ``Settings`` moves flat names into their section, whether they come from the
+environment, the dotenv file (both case-insensitive) or keyword arguments. So ``Settings(database_url=...)`` and
 ``Settings(database=DatabaseSettings(url=...))`` both work. A section passed as an object is taken whole: the
 environment fills none of its fields. Flat keyword arguments win over the environment, which wins over ``.env``.
 
@@ -14,6 +14,7 @@ checks of production happen where keys are loaded (``adapters/keys.py``).
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import os
 import re
@@ -399,6 +400,49 @@ class EmailSettings(Section):
         return value.strip().rstrip("/")
 
 
+class MfaSettings(Section):
+    """Two-factor authentication, and the keys that seal secrets at rest (the TOTP secrets).
+
+    ``data_encryption_keys``: comma-separated, newest first; each is 32 random bytes in base64url
+    (``python -c "import base64, os; print(base64.urlsafe_b64encode(os.urandom(32)).decode())"``). The newest
+    seals; every one listed opens what it sealed, so a key is rotated by putting a new one first and keeping the
+    old ones. Unset (development), a key is generated into ``data_dir/keys/data-encryption.key``; production
+    refuses to start without them.
+    """
+
+    issuer: str = Field(
+        "usermgmt",
+        min_length=1,
+        max_length=64,
+        validation_alias="mfa_issuer",
+        description="The service's name in authenticator apps.",
+    )
+    data_encryption_keys: tuple[SecretStr, ...] = Field(
+        (),
+        validation_alias="data_encryption_keys",
+        description="Comma-separated base64url 32-byte keys, newest first; unset: one generated in data_dir/keys.",
+    )
+
+    @field_validator("data_encryption_keys", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(item.strip() for item in value.split(",") if item.strip())
+        return value
+
+    @field_validator("data_encryption_keys")
+    @classmethod
+    def _check_keys(cls, value: tuple[SecretStr, ...]) -> tuple[SecretStr, ...]:
+        for key in value:
+            try:
+                raw = base64.urlsafe_b64decode(key.get_secret_value() + "=" * (-len(key.get_secret_value()) % 4))
+            except ValueError:
+                raw = b""
+            if len(raw) != 32:
+                raise ValueError("each data encryption key is 32 bytes in base64url (44 characters, or 43 unpadded)")
+        return value
+
+
 class Environment(StrEnum):
     """Where the service runs. Production refuses settings fit for development only."""
 
@@ -433,8 +477,8 @@ class Settings(BaseSettings):
     """Every setting, in sections. Built once at start-up; frozen.
 
     With ``environment=production`` it refuses (``ValueError``, naming the variable to fix) wildcard trusted hosts
-    (``*`` or none), a missing HSTS header (``USERMGMT_HSTS_MAX_AGE=0``) and no SMTP server (``USERMGMT_SMTP_HOST``
-    unset: the file mailer is for development).
+    (``*`` or none), a missing HSTS header (``USERMGMT_HSTS_MAX_AGE=0``), no SMTP server (``USERMGMT_SMTP_HOST``
+    unset: the file mailer is for development) and no data encryption keys (``USERMGMT_DATA_ENCRYPTION_KEYS``).
 
     A new section (``mail``, ``mfa``, ``oauth``, ...) is a ``Section`` subclass above, documented there, whose
     fields carry their flat names as ``validation_alias``, plus one field below; nothing else changes (the README
@@ -458,7 +502,8 @@ class Settings(BaseSettings):
     rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     email: EmailSettings = Field(default_factory=EmailSettings)
-    # Later sections go here: mfa: MfaSettings, oauth: OAuthSettings.
+    mfa: MfaSettings = Field(default_factory=MfaSettings)
+    # Later sections go here: oauth: OAuthSettings.
 
     @classmethod
     def sections(cls) -> Mapping[str, type[Section]]:
@@ -555,6 +600,11 @@ class Settings(BaseSettings):
             problems.append(
                 "USERMGMT_SMTP_HOST is unset (messages would be written to files, for development): set your SMTP "
                 "server, e.g. USERMGMT_SMTP_HOST=smtp.example.com"
+            )
+        if not self.mfa.data_encryption_keys:
+            problems.append(
+                "USERMGMT_DATA_ENCRYPTION_KEYS is unset (a key generated into data_dir would sit next to the data it "
+                "protects): set one or more base64url 32-byte keys, newest first (README, Secrets at rest)"
             )
         if problems:
             raise ValueError("refusing to start with USERMGMT_ENVIRONMENT=production: " + "; ".join(problems))

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from usermgmt.adapters.audit_log import log_committed
 from usermgmt.adapters.common_passwords import load_common_passwords
+from usermgmt.adapters.crypto import AesGcmSecretBox, load_data_keys
 from usermgmt.adapters.hashing import PasslibPasswordHasher
 from usermgmt.adapters.keys import KeyRing, load_keyring
 from usermgmt.adapters.mail.files import FileMailer
@@ -25,6 +26,7 @@ from usermgmt.adapters.sqlalchemy.principals import SqlAlchemyPrincipalReader
 from usermgmt.adapters.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork
 from usermgmt.adapters.system import SystemClock, UuidV7Generator
 from usermgmt.adapters.tokens import JoseAccessTokenService
+from usermgmt.adapters.totp import PyotpAuthenticator, SegnoQrCodes
 from usermgmt.application.abuse import Guard, RateLimitPolicy, Throttle
 from usermgmt.application.devices import KnownDevices
 from usermgmt.application.email import EmailPolicy, Postman
@@ -39,6 +41,14 @@ from usermgmt.application.handlers.email_address import (
 )
 from usermgmt.application.handlers.login import LoginHandler
 from usermgmt.application.handlers.logout import LogoutHandler
+from usermgmt.application.handlers.mfa import (
+    ConfirmTotpEnrolmentHandler,
+    DisableTotpHandler,
+    GetMfaStatusHandler,
+    LoginMfaHandler,
+    RegenerateRecoveryCodesHandler,
+    StartTotpEnrolmentHandler,
+)
 from usermgmt.application.handlers.password_reset import ForgotPasswordHandler, ResetPasswordHandler
 from usermgmt.application.handlers.refresh_session import RefreshSessionHandler
 from usermgmt.application.handlers.register_user import RegisterUserHandler
@@ -50,6 +60,7 @@ from usermgmt.application.handlers.sessions import (
     RevokeSessionHandler,
 )
 from usermgmt.application.handlers.update_profile import UpdateProfileHandler
+from usermgmt.application.mfa import Codes, MfaPolicy, TotpSecondFactor
 from usermgmt.application.outbox import Doorbell, OutboxWorker
 from usermgmt.application.ports import EventDispatcher, Mailer, PrincipalReader
 from usermgmt.application.screening import PasswordScreen
@@ -138,6 +149,18 @@ def keyring_from(settings: Settings) -> KeyRing:
     )
 
 
+def secret_box_from(settings: Settings) -> AesGcmSecretBox:
+    """The data keys (``USERMGMT_DATA_ENCRYPTION_KEYS``, or the development key in ``data_dir/keys``).
+    Raises: DataKeyError, OSError."""
+    return AesGcmSecretBox(
+        load_data_keys(
+            [key.get_secret_value() for key in settings.mfa.data_encryption_keys],
+            keys_dir=settings.data_dir / "keys",
+            production=settings.environment is Environment.PRODUCTION,
+        )
+    )
+
+
 class Container(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
 
@@ -206,6 +229,17 @@ class Container(containers.DeclarativeContainer):
         ipv6_prefix=rate_limit_policy.provided.ipv6_prefix,
     )
     guard = providers.Factory(Guard, throttle=throttle, uow=uow, clock=clock)
+    # Two-factor authentication: sealed TOTP secrets, recovery codes, the second sign-in step.
+    secret_box = providers.Singleton(secret_box_from, settings)
+    mfa_policy = providers.Singleton(MfaPolicy, issuer=settings.provided.mfa.issuer)
+    mfa_codes = providers.Singleton(
+        Codes,
+        policy=mfa_policy,
+        box=secret_box,
+        authenticator=providers.Singleton(PyotpAuthenticator),
+        qr=providers.Singleton(SegnoQrCodes),
+    )
+    second_factors = providers.Singleton(TotpSecondFactor, policy=mfa_policy)
     principals = providers.Singleton(principal_reader_from, settings, engine)
     health = providers.Singleton(SqlAlchemyHealthCheck, engine=engine)
 
@@ -229,6 +263,7 @@ class Container(containers.DeclarativeContainer):
         clock=clock,
         ids=ids,
         session_lifetime=settings.provided.tokens.refresh_ttl,
+        second_factors=second_factors,
         devices=devices,
         postman=postman,
     )
@@ -278,6 +313,30 @@ class Container(containers.DeclarativeContainer):
     forgot_password = providers.Factory(ForgotPasswordHandler, uow=uow, clock=clock, guard=guard, postman=postman)
     reset_password = providers.Factory(
         ResetPasswordHandler, uow=uow, hasher=hasher, screen=password_screen, clock=clock, postman=postman
+    )
+
+    # Two-factor authentication.
+    get_mfa_status = providers.Factory(GetMfaStatusHandler, uow=uow)
+    start_totp = providers.Factory(
+        StartTotpEnrolmentHandler, uow=uow, hasher=hasher, clock=clock, guard=guard, codes=mfa_codes
+    )
+    confirm_totp = providers.Factory(
+        ConfirmTotpEnrolmentHandler, uow=uow, clock=clock, guard=guard, codes=mfa_codes, postman=postman
+    )
+    disable_totp = providers.Factory(
+        DisableTotpHandler, uow=uow, hasher=hasher, clock=clock, guard=guard, codes=mfa_codes, postman=postman
+    )
+    regenerate_recovery_codes = providers.Factory(
+        RegenerateRecoveryCodesHandler,
+        uow=uow,
+        hasher=hasher,
+        clock=clock,
+        guard=guard,
+        codes=mfa_codes,
+        postman=postman,
+    )
+    login_mfa = providers.Factory(
+        LoginMfaHandler, uow=uow, clock=clock, guard=guard, codes=mfa_codes, issuer=session_issuer, postman=postman
     )
 
 

@@ -13,8 +13,7 @@ no lock view, as a task that cannot finish while the other transaction is open.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from uuid import uuid4
 
 import pytest
@@ -38,7 +37,7 @@ from usermgmt.application.email import EmailPolicy, Postman
 from usermgmt.application.errors import InvalidCredentials
 from usermgmt.application.handlers.change_password import ChangePasswordHandler
 from usermgmt.application.handlers.session_issuer import PasswordCheck, ProvenFactor, SessionIssuer
-from usermgmt.application.ports import UnitOfWork
+from usermgmt.application.ports import FurtherStep, UnitOfWork
 from usermgmt.application.results import SignedIn
 from usermgmt.application.screening import PasswordScreen
 from usermgmt.domain.model import User
@@ -64,10 +63,12 @@ class HeldInside:
     def __init__(self) -> None:
         self.entered, self.release = asyncio.Event(), asyncio.Event()
 
-    async def further_methods(self, uow: UnitOfWork, user: User, amr: Sequence[AuthMethod]) -> tuple[str, ...]:
+    async def further_step(
+        self, uow: UnitOfWork, user: User, factor: ProvenFactor, now: datetime
+    ) -> FurtherStep | None:
         self.entered.set()
         await self.release.wait()
-        return ()
+        return None
 
 
 def issuer(engine: AsyncEngine, clock: FrozenClock, policy: HeldInside | None = None) -> SessionIssuer:

@@ -33,6 +33,7 @@ PRODUCTION_READY = {
     "trusted_hosts": "auth.example.com",
     "hsts_max_age": "31536000",
     "smtp_host": "smtp.example.com",
+    "data_encryption_keys": "qD4mB3oGx7T8mQ1a9Zr2n0c6Vw5YpLkEJHsUdF3tCiA",
 }
 
 
@@ -100,6 +101,13 @@ CASES: list[tuple[str, str, Read, Any]] = [
     ("CORS_ORIGINS", "https://app.example.com", lambda s: s.http.cors_origins, ("https://app.example.com",)),
     ("MAX_BODY_BYTES", "2048", lambda s: s.http.max_body_bytes, 2048),
     ("SMTP_HOST", "mail.example.com", lambda s: s.email.smtp_host, "mail.example.com"),
+    ("MFA_ISSUER", "Example Auth", lambda s: s.mfa.issuer, "Example Auth"),
+    (
+        "DATA_ENCRYPTION_KEYS",
+        "qD4mB3oGx7T8mQ1a9Zr2n0c6Vw5YpLkEJHsUdF3tCiA,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        lambda s: [k.get_secret_value() for k in s.mfa.data_encryption_keys],
+        ["qD4mB3oGx7T8mQ1a9Zr2n0c6Vw5YpLkEJHsUdF3tCiA", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"],
+    ),
     ("SMTP_PORT", "465", lambda s: s.email.smtp_port, 465),
     ("SMTP_USERNAME", "mailer", lambda s: s.email.smtp_username, "mailer"),
     (
@@ -382,6 +390,7 @@ def test_production_starts_with_named_hosts_and_hsts() -> None:
         ({"trusted_hosts": ""}, "USERMGMT_TRUSTED_HOSTS"),
         ({"hsts_max_age": "0"}, "USERMGMT_HSTS_MAX_AGE"),
         ({"smtp_host": ""}, "USERMGMT_SMTP_HOST"),
+        ({"data_encryption_keys": ""}, "USERMGMT_DATA_ENCRYPTION_KEYS"),
     ],
 )
 def test_production_refuses_development_settings(
@@ -398,6 +407,7 @@ def test_production_names_every_problem_at_once() -> None:
     assert "USERMGMT_TRUSTED_HOSTS" in str(excinfo.value)
     assert "USERMGMT_HSTS_MAX_AGE" in str(excinfo.value)
     assert "USERMGMT_SMTP_HOST" in str(excinfo.value)
+    assert "USERMGMT_DATA_ENCRYPTION_KEYS" in str(excinfo.value)
 
 
 def test_wildcard_subdomains_are_named_hosts() -> None:

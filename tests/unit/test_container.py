@@ -22,6 +22,7 @@ PRODUCTION = {
     "trusted_hosts": "auth.example.com",
     "hsts_max_age": "31536000",
     "smtp_host": "smtp.example.com",
+    "data_encryption_keys": "qD4mB3oGx7T8mQ1a9Zr2n0c6Vw5YpLkEJHsUdF3tCiA",
 }
 
 

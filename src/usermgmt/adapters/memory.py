@@ -26,6 +26,7 @@ from usermgmt.application.ports import (
 )
 from usermgmt.application.results import Principal
 from usermgmt.domain.events import SecurityEvent, StoredEvent
+from usermgmt.domain.mfa import MfaChallenge, TotpCredential
 from usermgmt.domain.model import Session, User
 from usermgmt.domain.value_objects import (
     AuthMethod,
@@ -52,6 +53,9 @@ class MemoryStore:
     email_tokens: dict[str, EmailToken] = field(default_factory=dict)
     outbox: list[OutboxRow] = field(default_factory=list)
     known_devices: dict[tuple[UserId, str], tuple[datetime, datetime]] = field(default_factory=dict)  # first, last
+    totp: dict[UserId, TotpCredential] = field(default_factory=dict)
+    recovery_codes: dict[UserId, set[str]] = field(default_factory=dict)
+    challenges: dict[str, MfaChallenge] = field(default_factory=dict)
 
 
 @dataclass
@@ -193,7 +197,17 @@ _ERASERS: Mapping[str, Callable[[MemoryStore, UserId], int]] = {
     "email_tokens": _erase_email_tokens,
     "email_outbox": _erase_email_outbox,
     "known_devices": _erase_known_devices,
+    "totp_credentials": lambda store, user_id: int(store.totp.pop(user_id, None) is not None),
+    "recovery_codes": lambda store, user_id: len(store.recovery_codes.pop(user_id, set())),
+    "mfa_challenges": lambda store, user_id: _erase_challenges(store, user_id),
 }
+
+
+def _erase_challenges(store: MemoryStore, user_id: UserId) -> int:
+    doomed = [digest for digest, challenge in store.challenges.items() if challenge.user_id == user_id]
+    for digest in doomed:
+        del store.challenges[digest]
+    return len(doomed)
 
 
 def check_unique(store: MemoryStore, user: User) -> None:
@@ -410,6 +424,128 @@ class InMemoryKnownDeviceRepository:
         return before
 
 
+def _totp_state(store: MemoryStore, user_id: UserId) -> tuple[object, ...]:
+    credential = store.totp.get(user_id)
+    totp = dataclasses.astuple(credential) if credential is not None else None
+    return totp, frozenset(store.recovery_codes.get(user_id, ()))
+
+
+def _challenge_state(store: MemoryStore, digest: str) -> tuple[object, ...] | None:
+    challenge = store.challenges.get(digest)
+    return dataclasses.astuple(challenge) if challenge is not None else None
+
+
+class InMemoryMfaRepository:
+    """Changes are tracked per user (credential and codes) and per challenge; a commit refuses (ConcurrentUpdate)
+    when another unit of work changed the same ones meanwhile, as the database's conditional statements would."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+        self.users: dict[UserId, tuple[object, ...]] = {}  # touched -> state when first touched
+        self.challenges: dict[str, tuple[object, ...] | None] = {}
+
+    def _touch_user(self, user_id: UserId) -> None:
+        self.users.setdefault(user_id, _totp_state(self._store, user_id))
+
+    def _touch_challenge(self, digest: str) -> None:
+        if digest not in self.challenges:
+            self.challenges[digest] = _challenge_state(self._store, digest)
+
+    async def get_totp(self, user_id: UserId) -> TotpCredential | None:
+        return copy.deepcopy(self._store.totp.get(user_id))
+
+    async def save_totp(self, credential: TotpCredential) -> None:
+        self._touch_user(credential.user_id)
+        self._store.totp[credential.user_id] = copy.deepcopy(credential)
+
+    async def use_totp_step(self, user_id: UserId, step: int) -> bool:
+        credential = self._store.totp.get(user_id)
+        if credential is None or not credential.accepts_step(step):
+            return False
+        self._touch_user(user_id)
+        credential.use_step(step)
+        return True
+
+    async def delete_totp(self, user_id: UserId) -> bool:
+        self._touch_user(user_id)
+        return self._store.totp.pop(user_id, None) is not None
+
+    async def recovery_codes(self, user_id: UserId) -> Sequence[str]:
+        return sorted(self._store.recovery_codes.get(user_id, set()))
+
+    async def replace_recovery_codes(self, user_id: UserId, digests: Sequence[str], now: datetime) -> None:
+        self._touch_user(user_id)
+        self._store.recovery_codes[user_id] = set(digests)
+
+    async def use_recovery_code(self, user_id: UserId, digest: str) -> bool:
+        codes = self._store.recovery_codes.get(user_id, set())
+        if digest not in codes:
+            return False
+        self._touch_user(user_id)
+        codes.discard(digest)
+        return True
+
+    async def delete_recovery_codes(self, user_id: UserId) -> int:
+        self._touch_user(user_id)
+        return len(self._store.recovery_codes.pop(user_id, set()))
+
+    async def add_challenge(self, challenge: MfaChallenge) -> None:
+        self._touch_challenge(challenge.digest)
+        self._store.challenges[challenge.digest] = copy.deepcopy(challenge)
+
+    async def get_challenge(self, digest: str) -> MfaChallenge | None:
+        return copy.deepcopy(self._store.challenges.get(digest))
+
+    async def count_challenge_failure(self, digest: str) -> int | None:
+        challenge = self._store.challenges.get(digest)
+        if challenge is None:
+            return None
+        self._touch_challenge(digest)
+        challenge.failures += 1
+        return challenge.failures
+
+    async def delete_challenge(self, digest: str) -> bool:
+        if digest not in self._store.challenges:
+            return False
+        self._touch_challenge(digest)
+        del self._store.challenges[digest]
+        return True
+
+    async def delete_challenges_for_user(self, user_id: UserId) -> int:
+        doomed = [d for d, c in self._store.challenges.items() if c.user_id == user_id]
+        for digest in doomed:
+            await self.delete_challenge(digest)
+        return len(doomed)
+
+    async def delete_expired_challenges(self, now: datetime) -> int:
+        doomed = [d for d, c in self._store.challenges.items() if c.is_expired(now)]
+        for digest in doomed:
+            await self.delete_challenge(digest)
+        return len(doomed)
+
+    def conflicts(self, committed: MemoryStore) -> bool:
+        return any(_totp_state(committed, u) != state for u, state in self.users.items()) or any(
+            _challenge_state(committed, d) != state for d, state in self.challenges.items()
+        )
+
+    def merge_into(self, committed: MemoryStore) -> None:
+        for user_id in self.users:
+            if user_id not in committed.users:
+                continue  # erased meanwhile: the foreign key would have refused the rows
+            for name in ("totp", "recovery_codes"):
+                mine, theirs = getattr(self._store, name), getattr(committed, name)
+                if user_id in mine:
+                    theirs[user_id] = mine[user_id]
+                else:
+                    theirs.pop(user_id, None)
+        for digest in self.challenges:
+            challenge = self._store.challenges.get(digest)
+            if challenge is not None and challenge.user_id in committed.users:
+                committed.challenges[digest] = challenge
+            else:
+                committed.challenges.pop(digest, None)
+
+
 class InMemoryUnitOfWork(UnitOfWork):
     """Works on a private copy of the store. ``commit`` merges what this unit of work touched into the shared
     store, after the checks a database would make at that moment (stale versions, lost rotations, uniqueness),
@@ -422,6 +558,7 @@ class InMemoryUnitOfWork(UnitOfWork):
     email_tokens: InMemoryEmailTokenRepository
     outbox: InMemoryOutbox
     known_devices: InMemoryKnownDeviceRepository
+    mfa: InMemoryMfaRepository
 
     def __init__(
         self,
@@ -453,6 +590,7 @@ class InMemoryUnitOfWork(UnitOfWork):
         self.email_tokens = InMemoryEmailTokenRepository(self._working)
         self.outbox = InMemoryOutbox(self._working)
         self.known_devices = InMemoryKnownDeviceRepository(self._working)
+        self.mfa = InMemoryMfaRepository(self._working)
 
     async def _commit(self) -> None:
         working = self._working
@@ -480,6 +618,8 @@ class InMemoryUnitOfWork(UnitOfWork):
             row = committed_rows.get(row_id)
             if row is not None and (row.claimed_until, row.attempts) != (claimed_until, attempts):
                 raise ConcurrentUpdate()  # claimed or marked by another unit of work meanwhile
+        if self.mfa.conflicts(store):
+            raise ConcurrentUpdate()  # the same code, credential or challenge changed by another unit of work
 
         for user_id in users.touched:
             if user_id in working.users:
@@ -514,6 +654,7 @@ class InMemoryUnitOfWork(UnitOfWork):
                 store.outbox.append(row)
         queued = len(self.outbox.added)
         store.known_devices.update(working.known_devices)
+        self.mfa.merge_into(store)
         for key in self._devices_at_start - set(working.known_devices):
             store.known_devices.pop(key, None)
 

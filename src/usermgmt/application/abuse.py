@@ -38,6 +38,7 @@ class RateRule(StrEnum):
     PASSWORD_RESET_EMAILS_PER_ACCOUNT = "password_reset_emails_per_account"  # noqa: S105 - a rule name
     VERIFICATION_EMAILS_PER_USER = "verification_emails_per_user"
     EMAIL_CHANGES_PER_USER = "email_changes_per_user"
+    MFA_CHANGES_PER_USER = "mfa_changes_per_user"
 
 
 _MINUTE, _QUARTER, _HOUR = timedelta(minutes=1), timedelta(minutes=15), timedelta(hours=1)
@@ -60,6 +61,7 @@ DEFAULT_RATES: Final[Mapping[RateRule, Rate]] = MappingProxyType(
         RateRule.PASSWORD_RESET_EMAILS_PER_ACCOUNT: Rate(3, _HOUR),
         RateRule.VERIFICATION_EMAILS_PER_USER: Rate(5, _HOUR),
         RateRule.EMAIL_CHANGES_PER_USER: Rate(5, _HOUR),
+        RateRule.MFA_CHANGES_PER_USER: Rate(10, _QUARTER),
     }
 )
 
@@ -193,6 +195,19 @@ class Guard:
         except RateLimited as exc:
             if user_id is None or not await known_ip():
                 await self._reject(exc, account, client=client, user_id=user_id)
+
+    async def is_known_ip(self, user_id: UserId | None, client: ClientInfo) -> bool:
+        """Whether the owner has a live session from ``client``'s address (its IPv6 network, as per-IP limits
+        group addresses: a device whose temporary IPv6 address rotated is still known)."""
+        if user_id is None or client.ip is None:
+            return False
+        now = self._clock.now()
+        key = self.client_key(client)
+        async with self._uow:
+            sessions = await self._uow.sessions.list_for_user(user_id)
+        return any(
+            not s.is_expired(now) and self.client_key(ClientInfo(ip=s.ip)) == key for s in sessions if s.ip is not None
+        )
 
     async def password_check_passed(self, account: str, client: ClientInfo) -> None:
         await self._throttle.clear(RateRule.LOGIN_FAILURES_PER_ACCOUNT_IP, self._account_ip(account, client))

@@ -136,3 +136,45 @@ class RequestEmailChange:
 class ConfirmEmailChange:
     token: str = field(repr=False)
     client: ClientInfo = ClientInfo()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LoginMfa:
+    mfa_token: str = field(repr=False)
+    code: str = field(repr=False)
+    client: ClientInfo = ClientInfo()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GetMfaStatus:
+    user_id: UserId
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StartTotpEnrolment:
+    user_id: UserId
+    password: str = field(repr=False)
+    session_id: SessionId | None = None
+    client: ClientInfo = ClientInfo()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConfirmTotpEnrolment:
+    user_id: UserId
+    code: str = field(repr=False)
+    session_id: SessionId | None = None
+    client: ClientInfo = ClientInfo()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DisableTotp:
+    """Also the command of regenerating recovery codes: both need the password and a current code."""
+
+    user_id: UserId
+    password: str = field(repr=False)
+    code: str = field(repr=False)
+    session_id: SessionId | None = None
+    client: ClientInfo = ClientInfo()
+
+
+RegenerateRecoveryCodes = DisableTotp

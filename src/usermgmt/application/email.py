@@ -48,6 +48,10 @@ class Template(StrEnum):
     PASSWORD_CHANGED = "password_changed"  # noqa: S105 - a template name
     ACCOUNT_DELETED = "account_deleted"
     NEW_DEVICE = "new_device"
+    MFA_ENABLED = "mfa_enabled"
+    MFA_DISABLED = "mfa_disabled"
+    RECOVERY_CODES_REGENERATED = "recovery_codes_regenerated"
+    RECOVERY_CODE_USED = "recovery_code_used"
     TEST = "test_email"
 
 

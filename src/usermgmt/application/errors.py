@@ -69,6 +69,45 @@ class EmailNotVerified(DomainError):
     default_detail = "The email address is not verified yet; a new verification email is on its way."
 
 
+class MfaRequired(DomainError):
+    """Not a failure of the request: the password was right, and the account asks for its second factor. Answered
+    with the members a client needs for the next step (``POST /auth/login/mfa``)."""
+
+    code = "mfa_required"
+    default_detail = "Two-factor authentication is on: send a code from your authenticator app with the mfa_token."
+
+    def __init__(self, *, mfa_token: str, methods: tuple[str, ...], expires_in: int) -> None:
+        super().__init__()
+        self.members = {"mfa_token": mfa_token, "mfa_methods": list(methods), "expires_in": expires_in}
+
+
+class InvalidMfaCode(DomainError):
+    code = "invalid_mfa_code"
+    default_detail = "The code is not valid; enter the current code of your authenticator app or a recovery code."
+
+
+class InvalidMfaToken(DomainError):
+    """One answer for every mfa_token that does not work: unknown, expired, used, or exhausted by wrong codes."""
+
+    code = "invalid_mfa_token"
+    default_detail = "The sign-in step has expired or was used up; sign in again with your password."
+
+
+class MfaAlreadyEnabled(DomainError):
+    code = "mfa_already_enabled"
+    default_detail = "Two-factor authentication is already on; turn it off first to enrol another app."
+
+
+class NoPendingEnrolment(DomainError):
+    code = "no_pending_enrolment"
+    default_detail = "There is no enrolment to confirm; start one with POST /api/v1/users/me/mfa/totp."
+
+
+class MfaNotEnabled(DomainError):
+    code = "mfa_not_enabled"
+    default_detail = "Two-factor authentication is not on for this account."
+
+
 class RateLimited(DomainError):
     code = "rate_limited"
     default_detail = "Too many attempts; try again later."

@@ -12,6 +12,7 @@ from typing import Any, Protocol, Self
 
 from usermgmt.application.results import Principal
 from usermgmt.domain.events import SecurityEvent, StoredEvent
+from usermgmt.domain.mfa import MfaChallenge, TotpCredential
 from usermgmt.domain.model import Session, User
 from usermgmt.domain.value_objects import (
     AuthMethod,
@@ -253,6 +254,7 @@ class UnitOfWork(abc.ABC):
     email_tokens: EmailTokenRepository
     outbox: Outbox
     known_devices: KnownDeviceRepository
+    mfa: MfaRepository
 
     def __init__(self, dispatcher: EventDispatcher | None = None) -> None:
         self._dispatcher = dispatcher or EventDispatcher()
@@ -300,10 +302,123 @@ class PrincipalReader(Protocol):
         Raises: ServiceUnavailable."""
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PasswordCheck:
+    """What a password check saw: the password's version (``changed_at``) and the hash that verified, plus the same
+    password under newer hashing parameters when the stored hash is outdated. ``verified_hash`` is None when the
+    check happened in an earlier step (a second factor completes it): then nothing is rehashed."""
+
+    changed_at: datetime | None
+    verified_hash: PasswordHash | None = None
+    upgraded_hash: PasswordHash | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProvenFactor:
+    """A factor just proven for ``user_id``, after those in ``earlier`` (proven in a previous step of the same
+    sign-in); ``password`` when a password was one of them. ``throttle_key`` names the failed-login throttles the
+    first factor counted against: a second step counts its wrong codes there too."""
+
+    user_id: UserId
+    method: AuthMethod
+    earlier: tuple[AuthMethod, ...] = ()
+    password: PasswordCheck | None = None
+    throttle_key: str | None = None
+
+    @property
+    def amr(self) -> tuple[AuthMethod, ...]:
+        return tuple(dict.fromkeys((*self.earlier, self.method)))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FurtherStep:
+    """A second step the sign-in must pass: prove one of ``methods`` with ``token`` within ``expires_in`` seconds."""
+
+    methods: tuple[str, ...]
+    token: str = field(repr=False)
+    expires_in: int
+
+
 class SecondFactorPolicy(Protocol):
-    async def further_methods(self, uow: UnitOfWork, user: User, amr: Sequence[AuthMethod]) -> tuple[str, ...]:
-        """Inside the sign-in's transaction: the methods of which one more must be proven, after those in ``amr``,
-        before ``user`` may have a session (empty: none)."""
+    async def further_step(
+        self, uow: UnitOfWork, user: User, factor: ProvenFactor, now: datetime
+    ) -> FurtherStep | None:
+        """Inside the sign-in's transaction (``user`` locked): the step still required after ``factor`` before
+        ``user`` may have a session, written with the transaction (None: no further step)."""
+
+
+class MfaRepository(Protocol):
+    """Second factors: the TOTP credential, the recovery codes (keyed digests only) and open sign-in challenges."""
+
+    async def get_totp(self, user_id: UserId) -> TotpCredential | None: ...
+
+    async def save_totp(self, credential: TotpCredential) -> None:
+        """Insert or replace the user's credential."""
+
+    async def use_totp_step(self, user_id: UserId, step: int) -> bool:
+        """Record ``step`` as the newest accepted, only if it is newer than every step accepted before (atomic: of
+        two transactions using one code, at most one succeeds). False when it is not, or there is no credential."""
+
+    async def delete_totp(self, user_id: UserId) -> bool: ...
+
+    async def recovery_codes(self, user_id: UserId) -> Sequence[str]:
+        """The digests of the user's unused recovery codes."""
+
+    async def replace_recovery_codes(self, user_id: UserId, digests: Sequence[str], now: datetime) -> None: ...
+
+    async def use_recovery_code(self, user_id: UserId, digest: str) -> bool:
+        """Delete the code (single use, atomic); False when it was already gone."""
+
+    async def delete_recovery_codes(self, user_id: UserId) -> int: ...
+
+    async def add_challenge(self, challenge: MfaChallenge) -> None: ...
+
+    async def get_challenge(self, digest: str) -> MfaChallenge | None: ...
+
+    async def count_challenge_failure(self, digest: str) -> int | None:
+        """Add one wrong code to the challenge (atomic); return its failures so far, or None when it is gone."""
+
+    async def delete_challenge(self, digest: str) -> bool:
+        """False when another transaction deleted it first: whoever gets True used it."""
+
+    async def delete_challenges_for_user(self, user_id: UserId) -> int: ...
+
+    async def delete_expired_challenges(self, now: datetime) -> int: ...
+
+
+class SecretBox(Protocol):
+    """Authenticated encryption of small secrets at rest, with keys that rotate (newest first)."""
+
+    def seal(self, plaintext: bytes, *, context: str) -> str:
+        """Encrypt under the newest key, bound to ``context`` (e.g. the owner's id): opened under another context,
+        it fails."""
+
+    def open(self, sealed: str, *, context: str) -> bytes:
+        """Decrypt with whichever configured key sealed it. Raises ``ValueError`` (unknown key, tampered data, or
+        another context)."""
+
+    def fingerprints(self, value: str) -> tuple[str, ...]:
+        """Keyed digests of ``value`` (HMAC-SHA-256 under a key derived from each data key), newest key first: what
+        is stored of a recovery code is the first; a code stored under an older key matches one of the others."""
+
+
+class TotpAuthenticator(Protocol):
+    """RFC 6238 TOTP as authenticator apps speak it (SHA-1, 6 digits, 30 seconds)."""
+
+    def new_secret(self) -> str:
+        """A fresh base32 secret (160 bits)."""
+
+    def provisioning_uri(self, secret: str, *, account: str, issuer: str) -> str:
+        """The ``otpauth://totp/...`` URI an app enrols from."""
+
+    def matching_step(self, secret: str, code: str, now: datetime) -> int | None:
+        """The time step (within one step either side of ``now``) whose code is ``code``, compared in constant
+        time; None when none is."""
+
+
+class QrCodeRenderer(Protocol):
+    def svg(self, data: str) -> str:
+        """A QR code of ``data`` as an SVG document."""
 
 
 class PasswordHasher(Protocol):

@@ -28,11 +28,14 @@ class SignedIn:
 
 @dataclass(frozen=True, slots=True)
 class FurtherStepRequired:
-    """The first factor was right, but the account requires another one before a session may start."""
+    """The first factor was right, but the account requires another one before a session may start: prove one of
+    ``methods`` with ``token`` (the ``mfa_token``) within ``expires_in`` seconds."""
 
     user_id: UserId
     amr: tuple[AuthMethod, ...]
     methods: tuple[str, ...]
+    token: str = field(repr=False)
+    expires_in: int
 
 
 SignInResult = SignedIn | FurtherStepRequired
@@ -82,3 +85,26 @@ class DeletionReceipt:
 class EventPage:
     items: list[StoredEvent]
     next_before: int | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MfaStatus:
+    totp_enabled: bool
+    enabled_at: datetime | None
+    recovery_codes_left: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TotpEnrolment:
+    """A pending enrolment: what an authenticator app needs (the secret, as text, as a URI and as a QR code)."""
+
+    secret: str = field(repr=False)
+    otpauth_uri: str = field(repr=False)
+    qr_svg: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveryCodes:
+    """A fresh set of recovery codes, shown once (``xxxxx-xxxxx``); only their digests are stored."""
+
+    codes: tuple[str, ...] = field(repr=False)

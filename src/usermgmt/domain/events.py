@@ -30,6 +30,10 @@ class EventType(StrEnum):
     PASSWORD_RESET = "password_reset"  # noqa: S105 - an event name
     EMAIL_CHANGE_REQUESTED = "email_change_requested"
     EMAIL_CHANGED = "email_changed"
+    MFA_ENABLED = "mfa_enabled"
+    MFA_DISABLED = "mfa_disabled"
+    RECOVERY_CODES_REGENERATED = "recovery_codes_regenerated"
+    RECOVERY_CODE_USED = "recovery_code_used"
 
 
 # Detail keys kept for operators only: never shown to the account's owner through the API.

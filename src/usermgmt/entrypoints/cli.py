@@ -41,8 +41,9 @@ def load_settings() -> Settings | None:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from usermgmt.adapters.crypto import DataKeyError
     from usermgmt.adapters.keys import KeyConfigurationError
-    from usermgmt.container import keyring_from
+    from usermgmt.container import keyring_from, secret_box_from
     from usermgmt.entrypoints.http.server import deadline_protocol
     from usermgmt.entrypoints.logging import configure_logging, logging_config
 
@@ -54,6 +55,14 @@ def _serve(args: argparse.Namespace) -> int:
         keyring_from(settings)  # load or generate the signing keys here, once, before any worker starts
     except (KeyConfigurationError, OSError) as error:
         logger.error("cannot load the signing keys: %s", error)
+        return 1
+    except Exception:  # as JSON too, with its traceback, rather than Python's plain-text one
+        logger.exception("cannot start")
+        return 1
+    try:
+        secret_box_from(settings)  # and the data encryption keys (a development one is generated here, once)
+    except (DataKeyError, OSError) as error:
+        logger.error("cannot load the data encryption keys: %s", error)
         return 1
     except Exception:  # as JSON too, with its traceback, rather than Python's plain-text one
         logger.exception("cannot start")

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -27,7 +26,7 @@ from usermgmt.application.errors import InvalidCredentials
 from usermgmt.application.handlers.login import LoginHandler
 from usermgmt.application.handlers.register_user import RegisterUserHandler
 from usermgmt.application.handlers.session_issuer import ProvenFactor, SessionIssuer
-from usermgmt.application.ports import UnitOfWork
+from usermgmt.application.ports import FurtherStep, UnitOfWork
 from usermgmt.application.results import FurtherStepRequired
 from usermgmt.domain.errors import UserInactive
 from usermgmt.domain.model import User
@@ -172,8 +171,10 @@ async def test_refused_sign_ins_remember_no_device(
 
 
 class RequireOtp:
-    async def further_methods(self, uow: UnitOfWork, user: User, amr: Sequence[AuthMethod]) -> tuple[str, ...]:
-        return () if AuthMethod.OTP in amr else ("totp",)
+    async def further_step(
+        self, uow: UnitOfWork, user: User, factor: ProvenFactor, now: datetime
+    ) -> FurtherStep | None:
+        return None if AuthMethod.OTP in factor.amr else FurtherStep(methods=("totp",), token="step", expires_in=300)
 
 
 async def test_a_sign_in_waiting_for_a_further_step_is_from_no_device_yet(

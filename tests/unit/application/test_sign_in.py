@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -27,7 +27,7 @@ from usermgmt.application.handlers.change_password import ChangePasswordHandler
 from usermgmt.application.handlers.login import LoginHandler
 from usermgmt.application.handlers.register_user import RegisterUserHandler
 from usermgmt.application.handlers.session_issuer import ProvenFactor, SessionIssuer
-from usermgmt.application.ports import Rate, UnitOfWork
+from usermgmt.application.ports import FurtherStep, Rate, UnitOfWork
 from usermgmt.application.results import FurtherStepRequired, SignedIn
 from usermgmt.application.screening import PasswordScreen
 from usermgmt.domain.errors import UserInactive
@@ -158,8 +158,14 @@ async def test_a_vanished_account_gets_no_session(uow: RecordingUnitOfWork, issu
 class RequireOtp:
     """A second-factor policy as the two-factor issue will plug in: every account needs a one-time code."""
 
-    async def further_methods(self, uow: UnitOfWork, user: User, amr: Sequence[AuthMethod]) -> tuple[str, ...]:
-        return () if AuthMethod.OTP in amr else ("totp", "recovery_code")
+    async def further_step(
+        self, uow: UnitOfWork, user: User, factor: ProvenFactor, now: datetime
+    ) -> FurtherStep | None:
+        return (
+            None
+            if AuthMethod.OTP in factor.amr
+            else FurtherStep(methods=("totp", "recovery_code"), token="step", expires_in=300)
+        )
 
 
 async def test_a_further_step_required_starts_no_session(
@@ -183,7 +189,9 @@ async def test_a_further_step_required_starts_no_session(
 
     result = await gated.sign_in(ProvenFactor(user_id=user.id, method=AuthMethod.PASSWORD), login_cmd().client)
 
-    assert result == FurtherStepRequired(user_id=user.id, amr=(AuthMethod.PASSWORD,), methods=("totp", "recovery_code"))
+    assert result == FurtherStepRequired(
+        user_id=user.id, amr=(AuthMethod.PASSWORD,), methods=("totp", "recovery_code"), token="step", expires_in=300
+    )
     assert uow.store.sessions == {}
     assert EventType.LOGIN_SUCCEEDED not in uow.kinds()
 

@@ -34,6 +34,10 @@ EXAMPLE_CONTEXTS: Final[Mapping[Template, Mapping[str, Any]]] = {
     Template.PASSWORD_CHANGED: {"reset": False, **_DEVICE},
     Template.ACCOUNT_DELETED: {"deleted_at": _AT, **_DEVICE},
     Template.NEW_DEVICE: _DEVICE,
+    Template.MFA_ENABLED: _DEVICE,
+    Template.MFA_DISABLED: _DEVICE,
+    Template.RECOVERY_CODES_REGENERATED: _DEVICE,
+    Template.RECOVERY_CODE_USED: {"codes_left": 9, **_DEVICE},
     Template.TEST: {"at": _AT},
 }
 

@@ -160,6 +160,41 @@ known_devices = Table(
     Column("last_seen_at", UTCDateTime, nullable=False),
 )
 
+# Second factors. The TOTP secret is sealed (AES-GCM, adapters/crypto.py): this table alone does not give it.
+# ``confirmed_at`` NULL: enrolment pending. ``last_step``: the newest TOTP time step accepted (no replay).
+totp_credentials = Table(
+    "totp_credentials",
+    metadata,
+    Column("user_id", Uuid, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("sealed_secret", String(255), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("confirmed_at", UTCDateTime, nullable=True),
+    Column("last_step", BigInteger, nullable=True),
+)
+
+# Unused recovery codes, as keyed digests (HMAC-SHA-256); a used code's row is deleted.
+recovery_codes = Table(
+    "recovery_codes",
+    metadata,
+    Column("user_id", Uuid, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("digest", String(64), primary_key=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+# Sign-ins waiting for their second step: the mfa_token's SHA-256, never the token.
+mfa_challenges = Table(
+    "mfa_challenges",
+    metadata,
+    Column("digest", String(64), primary_key=True),
+    Column("user_id", Uuid, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("amr", JSON, nullable=False),
+    Column("password_changed_at", UTCDateTime, nullable=True),
+    Column("throttle_key", String(300), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False, index=True),
+    Column("failures", Integer, nullable=False),
+)
+
 
 # --- where an account's personal data lives ------------------------------------------------------------------------
 
@@ -215,4 +250,7 @@ PERSONAL_DATA: tuple[PersonalData, ...] = (
     PersonalData("email_tokens", email_tokens, (email_tokens.c.user_id,)),
     PersonalData("email_outbox", email_outbox, (email_outbox.c.user_id,)),
     PersonalData("known_devices", known_devices, (known_devices.c.user_id,)),
+    PersonalData("totp_credentials", totp_credentials, (totp_credentials.c.user_id,)),
+    PersonalData("recovery_codes", recovery_codes, (recovery_codes.c.user_id,)),
+    PersonalData("mfa_challenges", mfa_challenges, (mfa_challenges.c.user_id,)),
 )

@@ -16,6 +16,7 @@ from usermgmt.adapters.sqlalchemy.email import (
     SqlAlchemyOutbox,
 )
 from usermgmt.adapters.sqlalchemy.engine import is_unavailable
+from usermgmt.adapters.sqlalchemy.mfa import SqlAlchemyMfaRepository
 from usermgmt.adapters.sqlalchemy.repositories import (
     SqlAlchemyEventRepository,
     SqlAlchemySessionRepository,
@@ -45,6 +46,7 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
     email_tokens: SqlAlchemyEmailTokenRepository
     outbox: SqlAlchemyOutbox
     known_devices: SqlAlchemyKnownDeviceRepository
+    mfa: SqlAlchemyMfaRepository
 
     def __init__(
         self,
@@ -78,6 +80,7 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
         self.email_tokens = SqlAlchemyEmailTokenRepository(self._connection)
         self.outbox = SqlAlchemyOutbox(self._connection, self._message_id_domain)
         self.known_devices = SqlAlchemyKnownDeviceRepository(self._connection)
+        self.mfa = SqlAlchemyMfaRepository(self._connection)
 
     async def _end(self, error: BaseException | None) -> None:
         try:

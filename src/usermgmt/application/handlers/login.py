@@ -7,9 +7,9 @@ from usermgmt.application.abuse import Guard, RateRule
 from usermgmt.application.audit import security_event
 from usermgmt.application.errors import InvalidCredentials, RateLimited, ServiceUnavailable
 from usermgmt.application.handlers._shared import login_key, parse_login
-from usermgmt.application.handlers.session_issuer import PasswordCheck, ProvenFactor, SessionIssuer
-from usermgmt.application.ports import Clock, PasswordHasher, UnitOfWork
-from usermgmt.application.results import SignInResult
+from usermgmt.application.handlers.session_issuer import SessionIssuer
+from usermgmt.application.ports import Clock, PasswordCheck, PasswordHasher, ProvenFactor, UnitOfWork
+from usermgmt.application.results import SignedIn, SignInResult
 from usermgmt.domain.errors import DomainError
 from usermgmt.domain.events import EventType
 from usermgmt.domain.model import User
@@ -55,7 +55,10 @@ class LoginHandler:
                     user = await self._uow.users.get_by_username(login)
         account = login_key(login, cmd.login)
         await self._guard.reserve_password_check(
-            account, client, user_id=user.id if user else None, known_ip=lambda: self._is_known_ip(user, client)
+            account,
+            client,
+            user_id=user.id if user else None,
+            known_ip=lambda: self._guard.is_known_ip(user.id if user else None, client),
         )
         if user is None:
             await self._hasher.verify_and_update(password, self._hasher.dummy_hash)
@@ -63,27 +66,14 @@ class LoginHandler:
         matches, upgraded_hash = await self._hasher.verify_and_update(password, user.password_hash)
         if not matches:
             await self._failed(user, client, reason="wrong_password")
-        await self._guard.password_check_passed(account, client)
         check = PasswordCheck(
             changed_at=user.password_changed_at, verified_hash=user.password_hash, upgraded_hash=upgraded_hash
         )
-        factor = ProvenFactor(user_id=user.id, method=AuthMethod.PASSWORD, password=check)
-        return await self._issuer.sign_in(factor, client)
-
-    async def _is_known_ip(self, user: User | None, client: commands.ClientInfo) -> bool:
-        """Whether the owner has a live session from ``client``'s address (its IPv6 network, as per-IP limits
-        group addresses: a device whose temporary IPv6 address rotated is still known)."""
-        if user is None or client.ip is None:
-            return False
-        now = self._clock.now()
-        key = self._guard.client_key(client)
-        async with self._uow:
-            sessions = await self._uow.sessions.list_for_user(user.id)
-        return any(
-            not s.is_expired(now) and self._guard.client_key(commands.ClientInfo(ip=s.ip)) == key
-            for s in sessions
-            if s.ip is not None
-        )
+        factor = ProvenFactor(user_id=user.id, method=AuthMethod.PASSWORD, password=check, throttle_key=account)
+        result = await self._issuer.sign_in(factor, client)
+        if isinstance(result, SignedIn):  # a second step frees the slot only once it is passed too
+            await self._guard.password_check_passed(account, client)
+        return result
 
     async def _failed(self, user: User | None, client: commands.ClientInfo, *, reason: str) -> NoReturn:
         async with self._uow:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import ClassVar
 
@@ -16,7 +14,10 @@ from usermgmt.application.handlers.email_address import send_verification_on_sig
 from usermgmt.application.ports import (
     AccessTokenService,
     Clock,
+    FurtherStep,
     IdGenerator,
+    PasswordCheck,
+    ProvenFactor,
     RefreshTokenFactory,
     SecondFactorPolicy,
     UnitOfWork,
@@ -25,33 +26,15 @@ from usermgmt.application.results import FurtherStepRequired, SignedIn, SignInRe
 from usermgmt.domain.errors import DomainError, UserInactive
 from usermgmt.domain.events import EventType
 from usermgmt.domain.model import Session, User
-from usermgmt.domain.value_objects import AuthMethod, PasswordHash, UserId
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PasswordCheck:
-    """What a password check saw: the password's version (``changed_at``) and the hash that verified, plus the same
-    password under newer hashing parameters when the stored hash is outdated."""
-
-    changed_at: datetime
-    verified_hash: PasswordHash
-    upgraded_hash: PasswordHash | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ProvenFactor:
-    """A first factor just proven for ``user_id``; ``password`` when that factor was the password."""
-
-    user_id: UserId
-    method: AuthMethod
-    password: PasswordCheck | None = None
 
 
 class NoSecondFactor:
     """The policy while no account can enrol a second factor: a first factor is enough."""
 
-    async def further_methods(self, uow: UnitOfWork, user: User, amr: Sequence[AuthMethod]) -> tuple[str, ...]:
-        return ()
+    async def further_step(
+        self, uow: UnitOfWork, user: User, factor: ProvenFactor, now: datetime
+    ) -> FurtherStep | None:
+        return None
 
 
 class SessionIssuer:
@@ -88,7 +71,7 @@ class SessionIssuer:
         """Raises: InvalidCredentials (the account vanished or its password changed meanwhile), UserInactive,
         EmailNotVerified (``require_verified_email`` and an unverified address: a fresh verification link goes out,
         at most one per 15 minutes, since such a user has no other way to ask for one)."""
-        amr = (factor.method,)
+        amr = factor.amr
         refresh_token = self._refresh.generate()
         async with self._uow:
             user = await self._uow.users.get(factor.user_id, for_update=True)
@@ -96,7 +79,7 @@ class SessionIssuer:
                 raise InvalidCredentials()
             now = self._clock.now()
             check = factor.password
-            if check is not None and user.password_changed_at != check.changed_at:
+            if check is not None and check.changed_at is not None and user.password_changed_at != check.changed_at:
                 await self._refuse(user, client, reason="password_changed")
                 raise InvalidCredentials()
             try:
@@ -109,12 +92,15 @@ class SessionIssuer:
                 await send_verification_on_sign_in(self._uow, postman, user, client, now)
                 await self._refuse(user, client, reason="email_not_verified")  # commits the link with the record
                 raise EmailNotVerified()
-            further = await self._second_factors.further_methods(self._uow, user, amr)
-            if further:
-                return FurtherStepRequired(user_id=user.id, amr=amr, methods=further)
             if check is not None and check.upgraded_hash is not None and user.password_hash == check.verified_hash:
                 user.rehash_password(check.upgraded_hash)  # unless another sign-in upgraded it meanwhile
                 await self._uow.users.update(user)
+            step = await self._second_factors.further_step(self._uow, user, factor, now)
+            if step is not None:
+                await self._uow.commit()
+                return FurtherStepRequired(
+                    user_id=user.id, amr=amr, methods=step.methods, token=step.token, expires_in=step.expires_in
+                )
             session = Session.start(
                 id=self._ids.new_session_id(),
                 user_id=user.id,
@@ -158,3 +144,6 @@ class SessionIssuer:
             security_event(EventType.LOGIN_FAILED, at=self._clock.now(), client=client, user_id=user.id, reason=reason)
         )
         await self._uow.commit()
+
+
+__all__ = ["NoSecondFactor", "PasswordCheck", "ProvenFactor", "SessionIssuer"]

@@ -15,7 +15,7 @@ from usermgmt.entrypoints.http.dependencies import LOGIN_PATH
 from usermgmt.entrypoints.http.errors import install_error_handlers
 from usermgmt.entrypoints.http.middleware import ProblemCORSMiddleware, RequestContextMiddleware, RequestGuardMiddleware
 from usermgmt.entrypoints.http.openapi import install_openapi
-from usermgmt.entrypoints.http.routers import auth, meta, users
+from usermgmt.entrypoints.http.routers import auth, meta, mfa, users
 from usermgmt.entrypoints.http.schemas import LoginForm, LoginIn, Problem
 
 # The response headers a browser client may read: what it acts on besides the body.
@@ -38,6 +38,7 @@ def create_app(container: Container | None = None) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         container.access_tokens()  # load (or generate) the signing keys now: a bad key stops the start
         container.hasher()
+        container.mfa_codes()  # load (or generate) the data encryption keys now
         container.password_policy()  # reads the common-password lists once
         container.email_renderer().check()  # a missing or broken email template (an override's) stops the start
         worker = container.outbox_worker()
@@ -61,6 +62,7 @@ def create_app(container: Container | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(auth.router)
     app.include_router(users.router)
+    app.include_router(mfa.router)
     app.include_router(meta.router)
     install_openapi(app, requests=(LoginIn, LoginForm), responses=(Problem,))  # referenced by name only
     app.add_middleware(RequestGuardMiddleware, max_body_bytes=settings.http.max_body_bytes, form_paths=[LOGIN_PATH])

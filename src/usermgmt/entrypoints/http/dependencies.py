@@ -20,6 +20,14 @@ from usermgmt.application.handlers.email_address import (
 )
 from usermgmt.application.handlers.login import LoginHandler
 from usermgmt.application.handlers.logout import LogoutHandler
+from usermgmt.application.handlers.mfa import (
+    ConfirmTotpEnrolmentHandler,
+    DisableTotpHandler,
+    GetMfaStatusHandler,
+    LoginMfaHandler,
+    RegenerateRecoveryCodesHandler,
+    StartTotpEnrolmentHandler,
+)
 from usermgmt.application.handlers.password_reset import ForgotPasswordHandler, ResetPasswordHandler
 from usermgmt.application.handlers.refresh_session import RefreshSessionHandler
 from usermgmt.application.handlers.register_user import RegisterUserHandler
@@ -59,6 +67,12 @@ RequestEmailChange = Annotated[RequestEmailChangeHandler, provided("request_emai
 ConfirmEmailChange = Annotated[ConfirmEmailChangeHandler, provided("confirm_email_change")]
 ForgotPassword = Annotated[ForgotPasswordHandler, provided("forgot_password")]
 ResetPassword = Annotated[ResetPasswordHandler, provided("reset_password")]
+GetMfaStatus = Annotated[GetMfaStatusHandler, provided("get_mfa_status")]
+StartTotp = Annotated[StartTotpEnrolmentHandler, provided("start_totp")]
+ConfirmTotp = Annotated[ConfirmTotpEnrolmentHandler, provided("confirm_totp")]
+DisableTotp = Annotated[DisableTotpHandler, provided("disable_totp")]
+RegenerateRecoveryCodes = Annotated[RegenerateRecoveryCodesHandler, provided("regenerate_recovery_codes")]
+LoginMfa = Annotated[LoginMfaHandler, provided("login_mfa")]
 
 
 class BearerPrincipal(OAuth2PasswordBearer):

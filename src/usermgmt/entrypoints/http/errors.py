@@ -20,8 +20,14 @@ from usermgmt.application.errors import (
     InvalidAccessToken,
     InvalidCredentials,
     InvalidEmailToken,
+    InvalidMfaCode,
+    InvalidMfaToken,
     InvalidPassword,
     InvalidRefreshToken,
+    MfaAlreadyEnabled,
+    MfaNotEnabled,
+    MfaRequired,
+    NoPendingEnrolment,
     RateLimited,
     ServiceUnavailable,
     SessionNotFound,
@@ -68,6 +74,12 @@ ERROR_STATUS: Final[Mapping[type[DomainError], int]] = {
     SameEmail: 422,
     EmailAlreadyVerified: 409,
     EmailNotVerified: 403,
+    MfaRequired: 403,
+    InvalidMfaCode: 400,
+    InvalidMfaToken: 401,
+    MfaAlreadyEnabled: 409,
+    NoPendingEnrolment: 409,
+    MfaNotEnabled: 409,
 }
 
 # Codes for the framework's own HTTP errors (routing, methods, the body middleware).
@@ -88,10 +100,15 @@ def problem(
     *,
     errors: Sequence[Mapping[str, Any]] | None = None,
     headers: Mapping[str, str] | None = None,
+    members: Mapping[str, Any] | None = None,
 ) -> JSONResponse:
+    """A problem+json answer; ``members`` are extension members (RFC 9457 3.2) beside the standard ones."""
     body = Problem(title=HTTPStatus(status).phrase, status=status, detail=detail, code=code, errors=errors)
     return JSONResponse(
-        body.model_dump(exclude_none=True), status_code=status, media_type=PROBLEM_JSON, headers=headers
+        {**body.model_dump(exclude_none=True), **(members or {})},
+        status_code=status,
+        media_type=PROBLEM_JSON,
+        headers=headers,
     )
 
 
@@ -127,7 +144,7 @@ async def handle_domain_error(request: Request, error: Exception) -> JSONRespons
         logger.error("domain error %s has no status in ERROR_STATUS", type(error).__qualname__, exc_info=error)
         return _internal_error()
     headers: dict[str, str] = {}
-    if status == 401:
+    if status == 401 and not isinstance(error, InvalidMfaToken):
         headers["WWW-Authenticate"] = (
             'Bearer error="invalid_token"' if isinstance(error, InvalidAccessToken) else "Bearer"
         )
@@ -139,7 +156,12 @@ async def handle_domain_error(request: Request, error: Exception) -> JSONRespons
     if status == 503:
         headers["Retry-After"] = "5"
         logger.warning("service unavailable: %r", error.__cause__)
-    return problem(status, error.code, error.detail, errors=_field_errors_of(request, error), headers=headers)
+    if isinstance(error, MfaRequired):
+        headers["Cache-Control"] = "no-store"  # it carries the mfa_token
+    members = error.members if isinstance(error, MfaRequired) else None
+    return problem(
+        status, error.code, error.detail, errors=_field_errors_of(request, error), headers=headers, members=members
+    )
 
 
 async def handle_validation_error(_: Request, error: Exception) -> JSONResponse:

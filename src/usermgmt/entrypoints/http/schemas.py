@@ -122,11 +122,50 @@ class TokenPairOut(BaseModel):
 
 class SessionOut(BaseModel):
     id: UUID
+    amr: list[str] = Field(description='How the session was signed in to (RFC 8176): ["pwd"], ["pwd", "otp"].')
+    authenticated_at: datetime
     created_at: datetime
     last_used_at: datetime
     user_agent: str | None
     ip: str | None
     current: bool
+
+
+CodeText = Annotated[str, Field(min_length=1, max_length=64), NoNul]
+
+
+class LoginMfaIn(RequestModel):
+    mfa_token: TokenText = Field(repr=False, description="The `mfa_token` of the login's `mfa_required` answer.")
+    code: CodeText = Field(repr=False, description="A 6-digit code of the authenticator app, or a recovery code.")
+
+
+class PasswordIn(RequestModel):
+    password: SecretText = Field(repr=False, description="The current password.")
+
+
+class MfaCodeIn(RequestModel):
+    code: CodeText = Field(repr=False, description="A 6-digit code of the authenticator app.")
+
+
+class PasswordAndCodeIn(RequestModel):
+    password: SecretText = Field(repr=False, description="The current password.")
+    code: CodeText = Field(repr=False, description="A 6-digit code of the authenticator app, or a recovery code.")
+
+
+class MfaStatusOut(BaseModel):
+    totp_enabled: bool
+    enabled_at: datetime | None = Field(description="When TOTP was turned on; null while it is off.")
+    recovery_codes_left: int
+
+
+class TotpEnrolmentOut(BaseModel):
+    secret: str = Field(description="The base32 secret, for typing into an authenticator app.")
+    otpauth_uri: str = Field(description="The otpauth://totp/ URI apps enrol from.")
+    qr_svg: str = Field(description="A QR code of otpauth_uri, as an SVG document.")
+
+
+class RecoveryCodesOut(BaseModel):
+    recovery_codes: list[str] = Field(description="Shown once: each works once, as xxxxx-xxxxx (dash optional).")
 
 
 class ErasedOut(BaseModel):

@@ -4,20 +4,23 @@ an email address."""
 from __future__ import annotations
 
 import json
+from typing import ClassVar
 
 from fastapi import APIRouter, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from usermgmt.application import commands
+from usermgmt.application.errors import MfaRequired
 from usermgmt.application.handlers.email_address import ConfirmEmailChangeHandler, VerifyEmailHandler
 from usermgmt.application.handlers.login import LoginHandler
 from usermgmt.application.handlers.logout import LogoutHandler
+from usermgmt.application.handlers.mfa import LoginMfaHandler
 from usermgmt.application.handlers.password_reset import ForgotPasswordHandler, ResetPasswordHandler
 from usermgmt.application.handlers.refresh_session import RefreshSessionHandler
 from usermgmt.application.handlers.register_user import RegisterUserHandler
-from usermgmt.application.results import SignedIn
-from usermgmt.domain.errors import InvalidEmail, InvalidFullName, InvalidUsername, WeakPassword
+from usermgmt.application.results import FurtherStepRequired
+from usermgmt.domain.errors import DomainError, InvalidEmail, InvalidFullName, InvalidUsername, WeakPassword
 from usermgmt.entrypoints.http import dependencies as deps
 from usermgmt.entrypoints.http.errors import field_errors, problem_responses
 from usermgmt.entrypoints.http.openapi import component_ref
@@ -29,6 +32,7 @@ from usermgmt.entrypoints.http.schemas import (
     ForgotPasswordOut,
     LoginForm,
     LoginIn,
+    LoginMfaIn,
     RefreshIn,
     RegisterIn,
     ResetPasswordIn,
@@ -86,22 +90,47 @@ async def _login_body(request: Request) -> LoginIn:
         ) from None
 
 
+class SecondStep:
+    """What the login route answers itself when a second factor is due (for its OpenAPI responses)."""
+
+    raises: ClassVar[tuple[type[DomainError], ...]] = (MfaRequired,)
+
+
 @router.post(
     "/login",
     operation_id="auth_login",
     response_model=TokenPairOut,
     openapi_extra=LOGIN_BODY,
-    responses=problem_responses(LoginHandler, body=True),
+    responses=problem_responses(LoginHandler, SecondStep, body=True),
 )
 async def login(request: Request, handler: deps.Login, client: deps.Client) -> TokenPairOut:
     """Exchange an email-or-username and password for an access token and a refresh token.
 
     JSON ``{login, password}``, or a form with ``username`` and ``password`` (OAuth2 password flow, as /docs uses).
+
+    With two-factor authentication on, the answer is instead 403 ``mfa_required``, with the members ``mfa_token``
+    (valid 5 minutes), ``mfa_methods`` (``["totp", "recovery_code"]``) and ``expires_in``, and no tokens: send the
+    token and a code to ``POST /api/v1/auth/login/mfa``.
     """
     body = await _login_body(request)
     result = await handler(commands.Login(login=body.login, password=body.password, client=client))
-    if not isinstance(result, SignedIn):  # no account can require a second factor yet
-        raise RuntimeError("a further sign-in step is required but not offered over HTTP")
+    if isinstance(result, FurtherStepRequired):
+        raise MfaRequired(mfa_token=result.token, methods=result.methods, expires_in=result.expires_in)
+    return token_pair_out(result.tokens)
+
+
+@router.post(
+    "/login/mfa",
+    operation_id="auth_login_mfa",
+    response_model=TokenPairOut,
+    responses=problem_responses(LoginMfaHandler, body=True),
+)
+async def login_mfa(body: LoginMfaIn, handler: deps.LoginMfa, client: deps.Client) -> TokenPairOut:
+    """The second step of a sign-in with two-factor authentication: the ``mfa_token`` of the login's answer and a
+    6-digit code of the authenticator app or a recovery code. Five wrong codes end the ``mfa_token`` (401
+    ``invalid_mfa_token``: sign in again with the password); wrong codes also count against the account's failed-login
+    limits."""
+    result = await handler(commands.LoginMfa(mfa_token=body.mfa_token, code=body.code, client=client))
     return token_pair_out(result.tokens)
 
 

@@ -53,6 +53,8 @@ def session_out(view: SessionView) -> SessionOut:
     s = view.session
     return SessionOut(
         id=s.id,
+        amr=[method.value for method in s.amr],
+        authenticated_at=s.authenticated_at,
         created_at=s.created_at,
         last_used_at=s.last_used_at,
         user_agent=s.user_agent,
