@@ -179,8 +179,8 @@ class _ProvenChange:
         self._uow, self._hasher, self._clock, self._guard = uow, hasher, clock, guard
         self._codes, self._postman = codes, postman
 
-    async def _prove(self, cmd: commands.DisableTotp) -> tuple[User, ProvenCode]:
-        """In the open unit of work: the locked user and the code that proved the factor (used up with it)."""
+    async def _confirm_password(self, cmd: commands.DisableTotp) -> None:
+        """Before the unit of work: the rate limit, then the password (its hash runs with no transaction open)."""
         await self._guard.hit_per_user(RateRule.MFA_CHANGES_PER_USER, cmd.user_id, cmd.client)
         await confirm_password(
             self._uow,
@@ -192,6 +192,9 @@ class _ProvenChange:
             purpose=self.purpose,
             session_id=cmd.session_id,
         )
+
+    async def _prove(self, cmd: commands.DisableTotp) -> tuple[User, ProvenCode]:
+        """In the open unit of work: the locked user and the code that proved the factor (used up with it)."""
         user = await load_user(self._uow, cmd.user_id, for_update=True)
         credential = await self._uow.mfa.get_totp(user.id)
         if credential is None or not credential.enabled:
@@ -210,6 +213,7 @@ class DisableTotpHandler(_ProvenChange):
 
     async def __call__(self, cmd: commands.DisableTotp) -> None:
         """Raises: RateLimited, InvalidPassword, InvalidMfaCode, MfaNotEnabled."""
+        await self._confirm_password(cmd)
         async with self._uow:
             user, _ = await self._prove(cmd)
             now = self._clock.now()
@@ -237,6 +241,7 @@ class RegenerateRecoveryCodesHandler(_ProvenChange):
 
     async def __call__(self, cmd: commands.RegenerateRecoveryCodes) -> RecoveryCodes:
         """Raises: RateLimited, InvalidPassword, InvalidMfaCode, MfaNotEnabled."""
+        await self._confirm_password(cmd)
         async with self._uow:
             user, _ = await self._prove(cmd)
             now = self._clock.now()
