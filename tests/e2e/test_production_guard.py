@@ -18,6 +18,7 @@ READY = {
     "trusted_hosts": "127.0.0.1",
     "hsts_max_age": "31536000",
     "smtp_host": "127.0.0.1",
+    "data_encryption_keys": "qD4mB3oGx7T8mQ1a9Zr2n0c6Vw5YpLkEJHsUdF3tCiA",
 }
 
 

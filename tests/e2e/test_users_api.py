@@ -165,7 +165,17 @@ async def test_sessions_list_marks_the_current_one(client: httpx.AsyncClient, si
     assert len(sessions) == 2
     assert [s["current"] for s in sessions].count(True) == 1
     for session in sessions:
-        assert set(session) == {"id", "created_at", "last_used_at", "user_agent", "ip", "current"}
+        assert set(session) == {
+            "id",
+            "amr",
+            "authenticated_at",
+            "created_at",
+            "last_used_at",
+            "user_agent",
+            "ip",
+            "current",
+        }
+        assert session["amr"] == ["pwd"]
         assert session["ip"] == "203.0.113.7"
     assert "Firefox/130" in {s["user_agent"] for s in sessions}
 
@@ -217,6 +227,9 @@ async def test_delete_account_erases_everything_and_frees_the_email(
         "email_tokens": 1,  # the verification link, never followed
         "email_outbox": 0,  # signed up and logged in from one device: no new-device notice
         "known_devices": 1,
+        "totp_credentials": 0,
+        "recovery_codes": 0,
+        "mfa_challenges": 0,
     }
     user_id = account.user["id"]
     async with engine.connect() as connection:

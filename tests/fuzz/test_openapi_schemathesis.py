@@ -76,6 +76,12 @@ OPERATIONS = [
     ("GET", "/api/v1/users/me/sessions"),
     ("DELETE", "/api/v1/users/me/sessions/{session_id}"),
     ("GET", "/api/v1/users/me/events"),
+    ("POST", "/api/v1/auth/login/mfa"),
+    ("GET", "/api/v1/users/me/mfa"),
+    ("POST", "/api/v1/users/me/mfa/totp"),
+    ("POST", "/api/v1/users/me/mfa/totp/confirm"),
+    ("DELETE", "/api/v1/users/me/mfa/totp"),
+    ("POST", "/api/v1/users/me/mfa/recovery-codes"),
     ("GET", "/.well-known/jwks.json"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
@@ -109,6 +115,12 @@ WITH_INPUT = {
     ("POST", "/api/v1/users/me/password"),
     ("DELETE", "/api/v1/users/me/sessions/{session_id}"),
     ("GET", "/api/v1/users/me/events"),
+    ("POST", "/api/v1/auth/login/mfa"),
+    ("GET", "/api/v1/users/me/mfa"),
+    ("POST", "/api/v1/users/me/mfa/totp"),
+    ("POST", "/api/v1/users/me/mfa/totp/confirm"),
+    ("DELETE", "/api/v1/users/me/mfa/totp"),
+    ("POST", "/api/v1/users/me/mfa/recovery-codes"),
 }
 CASES = [(m, p, GenerationMode.POSITIVE) for m, p in OPERATIONS] + [
     (m, p, GenerationMode.NEGATIVE) for m, p in OPERATIONS if (m, p) in WITH_INPUT

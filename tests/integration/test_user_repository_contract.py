@@ -15,8 +15,9 @@ from usermgmt.adapters.sqlalchemy.tables import PERSONAL_DATA
 from usermgmt.application.errors import ConcurrentUpdate, EmailTaken, UsernameTaken
 from usermgmt.application.ports import OutgoingEmail, UnitOfWork
 from usermgmt.domain.events import EventType, SecurityEvent
+from usermgmt.domain.mfa import MfaChallenge, TotpCredential
 from usermgmt.domain.model import User
-from usermgmt.domain.value_objects import Email, FullName, PasswordHash, UserId, Username
+from usermgmt.domain.value_objects import AuthMethod, Email, FullName, PasswordHash, UserId, Username
 
 
 async def add_committed(uow: UnitOfWork, *users: User) -> None:
@@ -360,6 +361,9 @@ async def test_erase_removes_the_user_and_all_their_rows_only(uow: UnitOfWork) -
         "email_tokens": 0,
         "email_outbox": 0,
         "known_devices": 0,
+        "totp_credentials": 0,
+        "recovery_codes": 0,
+        "mfa_challenges": 0,
     }
     async with uow:
         assert await uow.users.get(alice.id) is None
@@ -404,6 +408,19 @@ async def test_erase_empties_every_registered_place_and_the_receipt_is_the_regis
             await uow.events.add(SecurityEvent(type=EventType.LOGIN_SUCCEEDED, at=NOW, user_id=user.id))
             await uow.email_tokens.add(email_token(user))
             await uow.outbox.add(OutgoingEmail(to=str(user.email), template="verify_email", user_id=user.id), now=NOW)
+            await uow.mfa.save_totp(TotpCredential(user_id=user.id, sealed_secret="v1.x.y", created_at=NOW))
+            await uow.mfa.replace_recovery_codes(user.id, [f"{user.id}-a", f"{user.id}-b"], NOW)
+            await uow.mfa.add_challenge(
+                MfaChallenge.open(
+                    digest=f"{user.id}-challenge",
+                    user_id=user.id,
+                    amr=(AuthMethod.PASSWORD,),
+                    password_changed_at=NOW,
+                    throttle_key=None,
+                    now=NOW,
+                    lifetime=timedelta(minutes=5),
+                )
+            )
         await uow.commit()
     before = await rows_in_each_registered_place(sql_engine, alice.id) if sql_engine is not None else None
     bobs_before = await rows_in_each_registered_place(sql_engine, bob.id) if sql_engine is not None else None
@@ -421,6 +438,9 @@ async def test_erase_empties_every_registered_place_and_the_receipt_is_the_regis
         "email_tokens": 1,
         "email_outbox": 1,
         "known_devices": 0,  # written by sign-in's device check (tests/integration/test_known_devices*.py)
+        "totp_credentials": 1,
+        "recovery_codes": 2,
+        "mfa_challenges": 1,
     }
     if sql_engine is not None:
         assert before == dict(receipt)
