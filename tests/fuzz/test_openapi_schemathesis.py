@@ -116,7 +116,6 @@ WITH_INPUT = {
     ("DELETE", "/api/v1/users/me/sessions/{session_id}"),
     ("GET", "/api/v1/users/me/events"),
     ("POST", "/api/v1/auth/login/mfa"),
-    ("GET", "/api/v1/users/me/mfa"),
     ("POST", "/api/v1/users/me/mfa/totp"),
     ("POST", "/api/v1/users/me/mfa/totp/confirm"),
     ("DELETE", "/api/v1/users/me/mfa/totp"),

@@ -72,7 +72,8 @@ class ListEventsHandler:
 
 
 class PurgeExpiredSessionsHandler:
-    """Delete expired sessions and the refresh-token hashes they retired (run it periodically: a cron job)."""
+    """Delete expired sessions and the refresh-token hashes they retired, and expired second-step challenges (run
+    it periodically: a cron job). Returns the number of sessions."""
 
     raises: ClassVar[tuple[type[DomainError], ...]] = (ServiceUnavailable,)
 
@@ -81,6 +82,8 @@ class PurgeExpiredSessionsHandler:
 
     async def __call__(self) -> int:
         async with self._uow:
-            purged = await self._uow.sessions.delete_expired(self._clock.now())
+            now = self._clock.now()
+            purged = await self._uow.sessions.delete_expired(now)
+            await self._uow.mfa.delete_expired_challenges(now)
             await self._uow.commit()
         return purged
