@@ -30,6 +30,7 @@ from usermgmt.adapters.totp import PyotpAuthenticator, SegnoQrCodes
 from usermgmt.application.abuse import Guard, RateLimitPolicy, Throttle
 from usermgmt.application.devices import KnownDevices
 from usermgmt.application.email import EmailPolicy, Postman
+from usermgmt.application.handlers import admin
 from usermgmt.application.handlers.authenticate import AuthenticateHandler
 from usermgmt.application.handlers.change_password import ChangePasswordHandler
 from usermgmt.application.handlers.delete_account import DeleteAccountHandler
@@ -338,6 +339,40 @@ class Container(containers.DeclarativeContainer):
     login_mfa = providers.Factory(
         LoginMfaHandler, uow=uow, clock=clock, guard=guard, codes=mfa_codes, issuer=session_issuer, postman=postman
     )
+
+    # Administration (each use case checks its permission through the gate).
+    admin_gate = providers.Factory(admin.AdminGate, guard=guard)
+    admin_list_users = providers.Factory(admin.ListUsersHandler, uow=uow, gate=admin_gate)
+    admin_get_user = providers.Factory(admin.GetUserHandler, uow=uow, gate=admin_gate)
+    admin_update_user = providers.Factory(
+        admin.AdministerUserHandler, uow=uow, clock=clock, gate=admin_gate, postman=postman
+    )
+    admin_disable_user = providers.Factory(admin.DisableUserHandler, uow=uow, clock=clock, gate=admin_gate)
+    admin_enable_user = providers.Factory(admin.EnableUserHandler, uow=uow, clock=clock, gate=admin_gate)
+    admin_delete_user = providers.Factory(
+        admin.DeleteUserHandler, uow=uow, clock=clock, gate=admin_gate, postman=postman
+    )
+    admin_list_user_sessions = providers.Factory(admin.ListUserSessionsHandler, uow=uow, clock=clock, gate=admin_gate)
+    admin_revoke_user_sessions = providers.Factory(
+        admin.RevokeUserSessionsHandler, uow=uow, clock=clock, gate=admin_gate
+    )
+    admin_list_user_events = providers.Factory(admin.ListUserEventsHandler, uow=uow, gate=admin_gate)
+    admin_set_user_roles = providers.Factory(admin.SetUserRolesHandler, uow=uow, clock=clock, gate=admin_gate)
+    admin_reset_user_mfa = providers.Factory(
+        admin.ResetUserMfaHandler, uow=uow, clock=clock, gate=admin_gate, postman=postman
+    )
+    admin_send_password_reset = providers.Factory(
+        admin.SendPasswordResetHandler, uow=uow, clock=clock, gate=admin_gate, postman=postman
+    )
+    admin_list_roles = providers.Factory(admin.ListRolesHandler, uow=uow, gate=admin_gate)
+    admin_create_role = providers.Factory(admin.CreateRoleHandler, uow=uow, clock=clock, gate=admin_gate)
+    admin_update_role = providers.Factory(admin.UpdateRoleHandler, uow=uow, clock=clock, gate=admin_gate)
+    admin_delete_role = providers.Factory(admin.DeleteRoleHandler, uow=uow, clock=clock, gate=admin_gate)
+    admin_list_events = providers.Factory(admin.ListAuditTrailHandler, uow=uow, gate=admin_gate)
+    bootstrap_admin = providers.Factory(
+        admin.BootstrapAdminHandler, uow=uow, hasher=hasher, screen=password_screen, clock=clock, ids=ids
+    )
+    change_role_by_email = providers.Factory(admin.ChangeRoleByEmailHandler, uow=uow, clock=clock)
 
 
 def build_container(settings: Settings | None = None) -> Container:

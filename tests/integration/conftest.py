@@ -20,11 +20,12 @@ from usermgmt.adapters.sqlalchemy import migrations
 from usermgmt.adapters.sqlalchemy.engine import build_engine
 from usermgmt.adapters.sqlalchemy.fast_principals import AsyncpgPrincipalReader
 from usermgmt.adapters.sqlalchemy.principals import SqlAlchemyPrincipalReader
-from usermgmt.adapters.sqlalchemy.tables import metadata
+from usermgmt.adapters.sqlalchemy.tables import metadata, roles
 from usermgmt.adapters.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork
 from usermgmt.application.ports import PrincipalReader, UnitOfWork
 from usermgmt.application.results import Principal
 from usermgmt.config import Settings
+from usermgmt.domain.roles import ADMIN
 from usermgmt.domain.value_objects import SessionId, UserId
 
 BACKENDS = ["memory", "postgresql", "sqlite"]
@@ -45,7 +46,10 @@ async def clean_sqlite(sqlite_engine: AsyncEngine) -> AsyncEngine:
     """Empty tables, dependents first (every table of the metadata: later tables are cleaned without a change here)."""
     async with sqlite_engine.begin() as connection:
         for table in reversed(metadata.sorted_tables):
-            await connection.execute(table.delete())
+            if table is roles:
+                await connection.execute(table.delete().where(roles.c.name != ADMIN))  # the built-in role stays
+            else:
+                await connection.execute(table.delete())
     return sqlite_engine
 
 

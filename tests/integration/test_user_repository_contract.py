@@ -364,6 +364,7 @@ async def test_erase_removes_the_user_and_all_their_rows_only(uow: UnitOfWork) -
         "totp_credentials": 0,
         "recovery_codes": 0,
         "mfa_challenges": 0,
+        "user_roles": 0,
     }
     async with uow:
         assert await uow.users.get(alice.id) is None
@@ -421,6 +422,7 @@ async def test_erase_empties_every_registered_place_and_the_receipt_is_the_regis
                     lifetime=timedelta(minutes=5),
                 )
             )
+            await uow.roles.set_roles(user.id, ["admin"], NOW)
         await uow.commit()
     before = await rows_in_each_registered_place(sql_engine, alice.id) if sql_engine is not None else None
     bobs_before = await rows_in_each_registered_place(sql_engine, bob.id) if sql_engine is not None else None
@@ -441,6 +443,7 @@ async def test_erase_empties_every_registered_place_and_the_receipt_is_the_regis
         "totp_credentials": 1,
         "recovery_codes": 2,
         "mfa_challenges": 1,
+        "user_roles": 1,
     }
     if sql_engine is not None:
         assert before == dict(receipt)

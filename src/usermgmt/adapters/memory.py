@@ -5,14 +5,14 @@ from __future__ import annotations
 import copy
 import dataclasses
 import hashlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
 from usermgmt.adapters.audit_log import log_events
 from usermgmt.adapters.sqlalchemy.tables import PERSONAL_DATA
-from usermgmt.application.errors import ConcurrentUpdate, EmailTaken, InvalidAccessToken, UsernameTaken
+from usermgmt.application.errors import ConcurrentUpdate, EmailTaken, InvalidAccessToken, RoleExists, UsernameTaken
 from usermgmt.application.ports import (
     AccessClaims,
     EmailToken,
@@ -23,11 +23,13 @@ from usermgmt.application.ports import (
     Rate,
     RateStatus,
     UnitOfWork,
+    UserPageKey,
 )
 from usermgmt.application.results import Principal
-from usermgmt.domain.events import SecurityEvent, StoredEvent
+from usermgmt.domain.events import EventType, SecurityEvent, StoredEvent
 from usermgmt.domain.mfa import MfaChallenge, TotpCredential
 from usermgmt.domain.model import Session, User
+from usermgmt.domain.roles import ADMIN, ALL_PERMISSIONS, Permission, Role
 from usermgmt.domain.value_objects import (
     AuthMethod,
     Email,
@@ -56,6 +58,9 @@ class MemoryStore:
     totp: dict[UserId, TotpCredential] = field(default_factory=dict)
     recovery_codes: dict[UserId, set[str]] = field(default_factory=dict)
     challenges: dict[str, MfaChallenge] = field(default_factory=dict)
+    # The built-in admin role exists from the start, as migration 0006 creates it.
+    roles: dict[str, Role] = field(default_factory=lambda: {ADMIN: Role.admin(now=datetime(2026, 1, 1, tzinfo=UTC))})
+    user_roles: dict[UserId, dict[str, datetime]] = field(default_factory=dict)  # role name -> granted at
 
 
 @dataclass
@@ -200,6 +205,7 @@ _ERASERS: Mapping[str, Callable[[MemoryStore, UserId], int]] = {
     "totp_credentials": lambda store, user_id: int(store.totp.pop(user_id, None) is not None),
     "recovery_codes": lambda store, user_id: len(store.recovery_codes.pop(user_id, set())),
     "mfa_challenges": lambda store, user_id: _erase_challenges(store, user_id),
+    "user_roles": lambda store, user_id: len(store.user_roles.pop(user_id, {})),
 }
 
 
@@ -312,8 +318,124 @@ class InMemoryEventRepository:
         return [event for event, row in self._added if id(row) in present]
 
     async def list_for_user(self, user_id: UserId, *, limit: int, before: int | None = None) -> Sequence[StoredEvent]:
-        own = [e for e in reversed(self._store.events) if e.event.user_id == user_id]
-        return [e for e in own if before is None or e.id < before][:limit]
+        return await self.list_all(user_id=user_id, limit=limit, before=before)
+
+    async def list_all(
+        self,
+        *,
+        limit: int,
+        before: int | None = None,
+        type: EventType | None = None,
+        actor_id: UserId | None = None,
+        user_id: UserId | None = None,
+    ) -> Sequence[StoredEvent]:
+        found = [
+            e
+            for e in reversed(self._store.events)
+            if (user_id is None or e.event.user_id == user_id)
+            and (actor_id is None or e.event.actor_id == actor_id)
+            and (type is None or e.event.type is type)
+            and (before is None or e.id < before)
+        ]
+        return found[:limit]
+
+    async def last_at(self, user_id: UserId, type: EventType) -> datetime | None:
+        times = [e.event.at for e in self._store.events if e.event.user_id == user_id and e.event.type is type]
+        return max(times, default=None)
+
+
+class InMemoryRoleRepository:
+    """Roles and grants in the unit of work's copy; the commit writes back the roles and users it touched (the last
+    writer wins, as it would after the database's lock on ``admin`` made the two wait for each other)."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+        self.touched_roles: set[str] = set()
+        self.touched_users: set[UserId] = set()
+
+    async def list(self) -> Sequence[Role]:
+        return [copy.deepcopy(self._store.roles[name]) for name in sorted(self._store.roles)]
+
+    async def get(self, name: str, *, for_update: bool = False) -> Role | None:
+        role = self._store.roles.get(name)
+        return copy.deepcopy(role) if role is not None else None
+
+    async def add(self, role: Role) -> None:
+        if role.name in self._store.roles:
+            raise RoleExists()
+        self._store.roles[role.name] = copy.deepcopy(role)
+        self.touched_roles.add(role.name)
+
+    async def update(self, role: Role) -> None:
+        if role.name in self._store.roles:
+            self._store.roles[role.name] = copy.deepcopy(role)
+            self.touched_roles.add(role.name)
+
+    async def delete(self, name: str) -> bool:
+        for user_id, held in self._store.user_roles.items():
+            if held.pop(name, None) is not None:
+                self.touched_users.add(user_id)
+        self.touched_roles.add(name)
+        return self._store.roles.pop(name, None) is not None
+
+    async def roles_of(self, user_id: UserId) -> tuple[str, ...]:
+        return tuple(sorted(self._store.user_roles.get(user_id, {})))
+
+    async def roles_of_many(self, user_ids: Iterable[UserId]) -> Mapping[UserId, tuple[str, ...]]:
+        return {user_id: await self.roles_of(user_id) for user_id in user_ids if self._store.user_roles.get(user_id)}
+
+    async def set_roles(self, user_id: UserId, names: Iterable[str], now: datetime) -> None:
+        wanted = set(names)
+        if any(name not in self._store.roles for name in wanted):
+            raise ConcurrentUpdate()  # as the database's foreign key refuses a grant of a role deleted meanwhile
+        held = self._store.user_roles.get(user_id, {})
+        self._store.user_roles[user_id] = {name: held.get(name, now) for name in wanted}
+        self.touched_users.add(user_id)
+
+    async def active_holders(self, name: str) -> int:
+        return sum(
+            1
+            for user_id, held in self._store.user_roles.items()
+            if name in held and (user := self._store.users.get(user_id)) is not None and user.is_active
+        )
+
+    async def search_users(
+        self,
+        *,
+        query: str | None,
+        role: str | None,
+        active: bool | None,
+        limit: int,
+        after: UserPageKey | None,
+    ) -> Sequence[User]:
+        def matches(user: User) -> bool:
+            names = [user.email.canonical] + ([user.username.canonical] if user.username else [])
+            return (
+                (not query or any(name.startswith(query) for name in names))
+                and (role is None or role in self._store.user_roles.get(user.id, {}))
+                and (active is None or user.is_active is active)
+                and (after is None or (user.created_at, user.id) < after)
+            )
+
+        found = sorted(
+            (u for u in self._store.users.values() if matches(u)), key=lambda u: (u.created_at, u.id), reverse=True
+        )
+        return [copy.deepcopy(u) for u in found[:limit]]
+
+    def merge_into(self, committed: MemoryStore) -> None:
+        for name in self.touched_roles:
+            if name in self._store.roles:
+                committed.roles[name] = self._store.roles[name]
+            else:
+                committed.roles.pop(name, None)
+                for held in committed.user_roles.values():
+                    held.pop(name, None)
+        for user_id in self.touched_users:
+            mine = self._store.user_roles.get(user_id)
+            if mine and user_id in committed.users:
+                committed.user_roles[user_id] = {n: at for n, at in mine.items() if n in committed.roles}
+            else:
+                committed.user_roles.pop(user_id, None)
 
 
 class InMemoryEmailTokenRepository:
@@ -559,6 +681,7 @@ class InMemoryUnitOfWork(UnitOfWork):
     outbox: InMemoryOutbox
     known_devices: InMemoryKnownDeviceRepository
     mfa: InMemoryMfaRepository
+    roles: InMemoryRoleRepository
 
     def __init__(
         self,
@@ -591,6 +714,7 @@ class InMemoryUnitOfWork(UnitOfWork):
         self.outbox = InMemoryOutbox(self._working)
         self.known_devices = InMemoryKnownDeviceRepository(self._working)
         self.mfa = InMemoryMfaRepository(self._working)
+        self.roles = InMemoryRoleRepository(self._working)
 
     async def _commit(self) -> None:
         working = self._working
@@ -655,6 +779,7 @@ class InMemoryUnitOfWork(UnitOfWork):
         queued = len(self.outbox.added)
         store.known_devices.update(working.known_devices)
         self.mfa.merge_into(store)
+        self.roles.merge_into(store)
         for key in self._devices_at_start - set(working.known_devices):
             store.known_devices.pop(key, None)
 
@@ -676,10 +801,19 @@ class InMemoryPrincipalReader:
         user = self._store.users.get(user_id)
         if session is None or user is None or session.user_id != user_id or session.is_expired(now):
             return None
-        return principal_of(user, session_id)
+        return principal_of(user, session_id, granted_permissions(self._store, user_id))
 
 
-def principal_of(user: User, session_id: SessionId) -> Principal:
+def granted_permissions(store: MemoryStore, user_id: UserId) -> frozenset[Permission]:
+    granted: set[Permission] = set()
+    for name in store.user_roles.get(user_id, {}):
+        role = store.roles.get(name)
+        if role is not None:
+            granted |= ALL_PERMISSIONS if role.is_builtin else role.permissions
+    return frozenset(granted)
+
+
+def principal_of(user: User, session_id: SessionId, permissions: frozenset[Permission] = frozenset()) -> Principal:
     return Principal(
         user_id=user.id,
         session_id=session_id,
@@ -691,6 +825,7 @@ def principal_of(user: User, session_id: SessionId) -> Principal:
         created_at=user.created_at,
         updated_at=user.updated_at,
         pending_email=user.pending_email,
+        permissions=permissions,
     )
 
 
@@ -728,9 +863,11 @@ class FakeAccessTokenService:
     def __init__(self, clock: FrozenClock, ttl: timedelta = timedelta(minutes=15)) -> None:
         self._clock, self._ttl = clock, ttl
         self.issued = 0
+        self.roles: tuple[str, ...] = ()
 
-    def issue(self, session: Session) -> IssuedToken:
+    def issue(self, session: Session, roles: Sequence[str] = ()) -> IssuedToken:
         self.issued += 1
+        self.roles = tuple(roles)  # the last token's, for tests
         expiry = int((self._clock.now() + self._ttl).timestamp())
         amr = "+".join(session.amr)
         auth_time = int(session.authenticated_at.timestamp())

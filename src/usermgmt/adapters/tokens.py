@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Any
@@ -44,7 +45,8 @@ class JoseAccessTokenService:
     - The ``kid`` must name one of our keys; that key alone verifies, as a key object built once.
     - ``exp``, ``iat``, ``sub``, ``aud``, ``iss`` and ``jti`` are required; ``aud`` and ``iss`` must match.
     - ``typ`` must be ``at+jwt``: a JWT of another purpose signed with our key is not an access token.
-    - Access tokens carry ``sid``, ``amr`` (RFC 8176) and ``auth_time`` from their session.
+    - Access tokens carry ``sid``, ``amr`` (RFC 8176) and ``auth_time`` from their session, and the user's
+      ``roles`` when it was issued (for internal services; our own API reads permissions fresh on every request).
     """
 
     def __init__(self, *, keyring: KeyRing, issuer: str, audience: str, ttl: timedelta, clock: Clock) -> None:
@@ -60,7 +62,7 @@ class JoseAccessTokenService:
         # the signature check is most of a request's CPU. Revocation is unaffected: sessions are checked anyway.
         self._verified: dict[str, AccessClaims] = {}
 
-    def issue(self, session: Session) -> IssuedToken:
+    def issue(self, session: Session, roles: Sequence[str] = ()) -> IssuedToken:
         lifetime = int(self._ttl.total_seconds())
         token = self._sign(
             TokenPurpose.ACCESS,
@@ -69,6 +71,7 @@ class JoseAccessTokenService:
             sid=str(session.id),
             amr=[str(method) for method in session.amr],
             auth_time=int(session.authenticated_at.timestamp()),
+            roles=list(roles),
         )
         return IssuedToken(token=token, expires_in=lifetime)
 

@@ -39,6 +39,7 @@ class RateRule(StrEnum):
     VERIFICATION_EMAILS_PER_USER = "verification_emails_per_user"
     EMAIL_CHANGES_PER_USER = "email_changes_per_user"
     MFA_CHANGES_PER_USER = "mfa_changes_per_user"
+    ADMIN_REQUESTS_PER_ACTOR = "admin_requests_per_actor"
 
 
 _MINUTE, _QUARTER, _HOUR = timedelta(minutes=1), timedelta(minutes=15), timedelta(hours=1)
@@ -62,6 +63,7 @@ DEFAULT_RATES: Final[Mapping[RateRule, Rate]] = MappingProxyType(
         RateRule.VERIFICATION_EMAILS_PER_USER: Rate(5, _HOUR),
         RateRule.EMAIL_CHANGES_PER_USER: Rate(5, _HOUR),
         RateRule.MFA_CHANGES_PER_USER: Rate(10, _QUARTER),
+        RateRule.ADMIN_REQUESTS_PER_ACTOR: Rate(300, _MINUTE),
     }
 )
 

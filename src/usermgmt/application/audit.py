@@ -17,6 +17,7 @@ def security_event(
     client: ClientInfo,
     user_id: UserId | None = None,
     session_id: SessionId | None = None,
+    actor_id: UserId | None = None,
     **details: Any,
 ) -> SecurityEvent:
     return SecurityEvent(
@@ -28,4 +29,5 @@ def security_event(
         user_agent=client.user_agent,
         request_id=client.request_id,
         details=details,
+        actor_id=actor_id,
     )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from usermgmt.domain.events import EventType
+from usermgmt.domain.roles import ALL_PERMISSIONS, Permission
 from usermgmt.domain.value_objects import SessionId, UserId
 
 
@@ -178,3 +180,120 @@ class DisableTotp:
 
 
 RegenerateRecoveryCodes = DisableTotp
+
+
+# --- administration ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Actor:
+    """Who administers: a signed-in user with the permissions their roles grant now, or (``user_id`` None) the
+    operator at the command line, who holds every permission."""
+
+    user_id: UserId | None
+    permissions: frozenset[Permission]
+    client: ClientInfo = ClientInfo()
+
+    @classmethod
+    def operator(cls) -> Actor:
+        return cls(user_id=None, permissions=ALL_PERMISSIONS, client=ClientInfo(user_agent="usermgmt-cli"))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ListUsers:
+    actor: Actor
+    query: str | None = None
+    role: str | None = None
+    active: bool | None = None
+    limit: int = 20
+    cursor: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TargetUser:
+    """An administrator's action on one user that needs nothing else (get, disable, enable, delete, sessions...)."""
+
+    actor: Actor
+    user_id: UserId
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AdministerUser:
+    """Fields left ``None`` stay as they are; names in ``clear`` (username, full_name) are removed."""
+
+    actor: Actor
+    user_id: UserId
+    username: str | None = None
+    full_name: str | None = None
+    email: str | None = None
+    email_verified: bool | None = None
+    clear: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ListUserEvents:
+    actor: Actor
+    user_id: UserId
+    limit: int = 20
+    before: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SetUserRoles:
+    actor: Actor
+    user_id: UserId
+    roles: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ListRoles:
+    actor: Actor
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CreateRole:
+    actor: Actor
+    name: str
+    permissions: tuple[str, ...]
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpdateRole:
+    actor: Actor
+    name: str
+    permissions: tuple[str, ...] | None = None
+    description: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeleteRole:
+    actor: Actor
+    name: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ListAuditTrail:
+    actor: Actor
+    type: EventType | None = None
+    actor_id: UserId | None = None
+    user_id: UserId | None = None
+    limit: int = 20
+    before: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BootstrapAdmin:
+    """``usermgmt create-admin``: create the account with ``password``, or grant ``admin`` to the existing one."""
+
+    email: str
+    password: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChangeRoleByEmail:
+    """``usermgmt roles grant|revoke``."""
+
+    email: str
+    role: str
+    grant: bool

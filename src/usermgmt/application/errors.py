@@ -108,6 +108,45 @@ class MfaNotEnabled(DomainError):
     default_detail = "Two-factor authentication is not on for this account."
 
 
+class InsufficientPermission(DomainError):
+    code = "insufficient_permission"
+    default_detail = "You lack the permission this needs."
+
+    def __init__(self, permission: str) -> None:
+        super().__init__(f"This needs the permission {permission!r}.")
+        self.members = {"permission": permission}
+
+
+class UserNotFound(DomainError):
+    code = "user_not_found"
+    default_detail = "No such user."
+
+
+class RoleNotFound(DomainError):
+    code = "role_not_found"
+    default_detail = "No such role."
+
+
+class RoleExists(DomainError):
+    code = "role_exists"
+    default_detail = "A role with this name already exists."
+
+
+class UnknownRole(DomainError):
+    code = "unknown_role"
+    default_detail = "Unknown role."
+
+
+class InvalidCursor(DomainError):
+    code = "invalid_cursor"
+    default_detail = "The cursor is not one this list gave out; start again without it."
+
+
+class LastAdmin(DomainError):
+    code = "last_admin"
+    default_detail = "This is the last active administrator: grant admin to another account first."
+
+
 class RateLimited(DomainError):
     code = "rate_limited"
     default_detail = "Too many attempts; try again later."

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import abc
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Protocol, Self
 
 from usermgmt.application.results import Principal
-from usermgmt.domain.events import SecurityEvent, StoredEvent
+from usermgmt.domain.events import EventType, SecurityEvent, StoredEvent
 from usermgmt.domain.mfa import MfaChallenge, TotpCredential
 from usermgmt.domain.model import Session, User
+from usermgmt.domain.roles import Role
 from usermgmt.domain.value_objects import (
     AuthMethod,
     Email,
@@ -77,6 +78,65 @@ class EventRepository(Protocol):
 
     async def list_for_user(self, user_id: UserId, *, limit: int, before: int | None = None) -> Sequence[StoredEvent]:
         """The user's events, newest first, older than position ``before`` when given."""
+
+    async def list_all(
+        self,
+        *,
+        limit: int,
+        before: int | None = None,
+        type: EventType | None = None,
+        actor_id: UserId | None = None,
+        user_id: UserId | None = None,
+    ) -> Sequence[StoredEvent]:
+        """Every account's events (the admin trail), newest first, narrowed by the filters given."""
+
+    async def last_at(self, user_id: UserId, type: EventType) -> datetime | None:
+        """When the user's newest event of ``type`` happened, if any is kept."""
+
+
+# A position in the user search, newest first: (created_at, id) of the last user of a page.
+UserPageKey = tuple[datetime, UserId]
+
+
+class RoleRepository(Protocol):
+    async def list(self) -> Sequence[Role]:
+        """Every role, by name."""
+
+    async def get(self, name: str, *, for_update: bool = False) -> Role | None:
+        """The role; with ``for_update``, locked until the transaction ends: the unit of work that changes who
+        holds ``admin`` locks it first, so two of them cannot each remove a different last administrator."""
+
+    async def add(self, role: Role) -> None:
+        """Raises: RoleExists."""
+
+    async def update(self, role: Role) -> None: ...
+
+    async def delete(self, name: str) -> bool:
+        """Delete the role and take it from every user holding it."""
+
+    async def roles_of(self, user_id: UserId) -> tuple[str, ...]:
+        """The names of the user's roles, sorted."""
+
+    async def roles_of_many(self, user_ids: Iterable[UserId]) -> Mapping[UserId, tuple[str, ...]]:
+        """``roles_of`` for several users at once (a user without roles may be left out)."""
+
+    async def set_roles(self, user_id: UserId, names: Iterable[str], now: datetime) -> None:
+        """Make ``names`` (existing roles) the user's roles. Raises: ConcurrentUpdate (a role deleted meanwhile)."""
+
+    async def active_holders(self, name: str) -> int:
+        """How many active accounts hold the role."""
+
+    async def search_users(
+        self,
+        *,
+        query: str | None,
+        role: str | None,
+        active: bool | None,
+        limit: int,
+        after: UserPageKey | None,
+    ) -> Sequence[User]:
+        """Users newest first (by ``created_at``, then id), after ``after``: whose canonical email or username
+        starts with ``query`` (already canonical), who hold ``role``, whose ``is_active`` is ``active``."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -255,6 +315,7 @@ class UnitOfWork(abc.ABC):
     outbox: Outbox
     known_devices: KnownDeviceRepository
     mfa: MfaRepository
+    roles: RoleRepository
 
     def __init__(self, dispatcher: EventDispatcher | None = None) -> None:
         self._dispatcher = dispatcher or EventDispatcher()
@@ -450,8 +511,9 @@ class AccessClaims:
 
 
 class AccessTokenService(Protocol):
-    def issue(self, session: Session) -> IssuedToken:
-        """An access token for ``session``: its user, its id, and how and when it was authenticated."""
+    def issue(self, session: Session, roles: Sequence[str] = ()) -> IssuedToken:
+        """An access token for ``session``: its user, its id, how and when it was authenticated, and the user's
+        ``roles`` now (for internal services: as fresh as the token)."""
 
     def verify(self, token: str) -> AccessClaims:
         """Raises: InvalidAccessToken."""

@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from usermgmt.domain.events import StoredEvent
-from usermgmt.domain.model import Session, ensure_may_authenticate
+from usermgmt.domain.model import Session, User, ensure_may_authenticate
+from usermgmt.domain.roles import Permission
 from usermgmt.domain.value_objects import AuthMethod, Email, FullName, SessionId, UserId, Username
 
 
@@ -56,6 +57,7 @@ class Principal:
     created_at: datetime
     updated_at: datetime
     pending_email: Email | None = None
+    permissions: frozenset[Permission] = frozenset()  # what the user's roles grant, as of this request
 
     def ensure_may_authenticate(self) -> None:
         """Raises: UserInactive."""
@@ -108,3 +110,19 @@ class RecoveryCodes:
     """A fresh set of recovery codes, shown once (``xxxxx-xxxxx``); only their digests are stored."""
 
     codes: tuple[str, ...] = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AdminUserView:
+    """A user as administrators see them: the account, its roles and, for one user, its sign-in facts."""
+
+    user: User
+    roles: tuple[str, ...]
+    last_sign_in_at: datetime | None = None
+    mfa: MfaStatus | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UserPage:
+    items: list[AdminUserView]
+    next_cursor: str | None

@@ -34,6 +34,13 @@ class EventType(StrEnum):
     MFA_DISABLED = "mfa_disabled"
     RECOVERY_CODES_REGENERATED = "recovery_codes_regenerated"
     RECOVERY_CODE_USED = "recovery_code_used"
+    ACCOUNT_DISABLED = "account_disabled"
+    ACCOUNT_ENABLED = "account_enabled"
+    SESSIONS_REVOKED = "sessions_revoked"
+    ROLES_CHANGED = "roles_changed"
+    ROLE_CREATED = "role_created"
+    ROLE_UPDATED = "role_updated"
+    ROLE_DELETED = "role_deleted"
 
 
 # Detail keys kept for operators only: never shown to the account's owner through the API.
@@ -50,16 +57,20 @@ class SecurityEvent:
     user_agent: str | None = None
     request_id: str | None = None
     details: Mapping[str, Any] = field(default_factory=dict)
+    actor_id: UserId | None = None  # the administrator who did it, when it was not the account's owner
 
     def public_details(self) -> dict[str, Any]:
-        return {k: v for k, v in self.details.items() if k not in INTERNAL_DETAILS}
+        """What the account's owner sees: no internal detail, and an administrator's action as such, unnamed."""
+        shown = {k: v for k, v in self.details.items() if k not in INTERNAL_DETAILS}
+        return shown | {"by": "administrator"} if self.actor_id is not None else shown
 
     def stored_form(self) -> SecurityEvent:
         """What the audit table keeps. A deletion is kept only as an anonymous mark (so deletions can be counted):
-        the account's erasure must not leave a row that names it."""
+        the account's erasure must not leave a row that names it. An administrator's deletion keeps who did it, for
+        the admin trail."""
         if self.type is not EventType.ACCOUNT_DELETED:
             return self
-        return SecurityEvent(type=self.type, at=self.at)
+        return SecurityEvent(type=self.type, at=self.at, actor_id=self.actor_id)
 
 
 @dataclass(frozen=True, slots=True)

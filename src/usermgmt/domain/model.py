@@ -102,6 +102,58 @@ class User:
         ``change_email``, once the new mailbox has proven it is the owner's.
         """
         self.ensure_active()
+        return self._apply_profile(
+            now=now,
+            username=username,
+            full_name=full_name,
+            clear_username=clear_username,
+            clear_full_name=clear_full_name,
+        )
+
+    def administer(
+        self,
+        *,
+        now: datetime,
+        username: Username | None = None,
+        full_name: FullName | None = None,
+        clear_username: bool = False,
+        clear_full_name: bool = False,
+        email: Email | None = None,
+        email_verified: bool | None = None,
+    ) -> tuple[list[str], Email | None]:
+        """An administrator's change, also of a disabled account: the profile, and the address without a link
+        (the administrator vouches for it: it is set as verified, and any pending change is dropped) or only its
+        verified flag. Return the fields that really changed, and the old address when the address changed."""
+        changed = self._apply_profile(
+            now=now,
+            username=username,
+            full_name=full_name,
+            clear_username=clear_username,
+            clear_full_name=clear_full_name,
+        )
+        old: Email | None = None
+        if email is not None and email.value != self.email.value:
+            old, self.email, self.pending_email = self.email, email, None
+            changed.append("email")
+            if not self.email_verified:
+                self.email_verified = True
+                changed.append("email_verified")
+        if email_verified is not None and email_verified != self.email_verified:
+            self.email_verified = email_verified
+            changed.append("email_verified")
+        if changed:
+            self.updated_at = now
+        return list(dict.fromkeys(changed)), old
+
+    def _apply_profile(
+        self,
+        *,
+        now: datetime,
+        username: Username | None,
+        full_name: FullName | None,
+        clear_username: bool,
+        clear_full_name: bool,
+    ) -> list[str]:
         changed: list[str] = []
         if clear_username and self.username is not None:
             self.username = None

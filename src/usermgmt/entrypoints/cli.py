@@ -1,17 +1,19 @@
-"""The ``usermgmt`` command: ``serve``, ``migrate``, ``purge-sessions`` and ``send-test-email``."""
+"""The ``usermgmt`` command: ``serve``, ``migrate``, ``purge-sessions``, ``send-test-email``, and administration:
+``create-admin``, ``roles grant|revoke`` and ``users list``."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from usermgmt.config import Settings
 
 logger = logging.getLogger("usermgmt.cli")
+T = TypeVar("T")
 
 HEADER_TIMEOUT = 10.0  # seconds from the connection (or the request's first byte) to the end of the headers
 BODY_TIMEOUT = 30.0  # seconds from the end of the headers to the end of the body
@@ -171,6 +173,127 @@ def _send_test_email(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fail(message: str) -> int:
+    print(message, file=sys.stderr)  # noqa: T201 - the command's output
+    return 1
+
+
+def _read_password(args: argparse.Namespace) -> str | None:
+    """The new account's password: the first line of standard input with ``--password-stdin``, else typed twice
+    at a prompt. None when they differ or none was given."""
+    import getpass
+
+    if args.password_stdin:
+        line = sys.stdin.readline().rstrip("\r\n")
+        return line or None
+    first = getpass.getpass("Password for the new administrator: ")
+    if first != getpass.getpass("Repeat it: "):
+        print("the two passwords differ", file=sys.stderr)  # noqa: T201 - the command's output
+        return None
+    return first or None
+
+
+def _with_container(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
+    """Run ``work(container)`` on a container of ``settings``, releasing its resources after."""
+    import asyncio
+
+    from usermgmt.container import build_container, close_resources
+
+    async def run() -> T:
+        container = build_container(settings)
+        try:
+            return await work(container)
+        finally:
+            await close_resources(container)
+
+    return asyncio.run(run())
+
+
+def _create_admin(args: argparse.Namespace) -> int:
+    """Create the account with admin, or grant admin to the existing one; exit 1 with the reason otherwise."""
+    from usermgmt.application import commands
+    from usermgmt.application.handlers.admin import BootstrapAdminHandler, PasswordRequired
+    from usermgmt.domain.errors import DomainError
+    from usermgmt.domain.model import User
+
+    settings = load_settings()
+    if settings is None:
+        return 1
+
+    async def create(container: Any) -> tuple[User, bool]:
+        handler: BootstrapAdminHandler = container.bootstrap_admin()
+        try:
+            return await handler(commands.BootstrapAdmin(email=args.email, password=None))
+        except PasswordRequired:
+            password = _read_password(args)
+            if password is None:
+                raise
+            return await handler(commands.BootstrapAdmin(email=args.email, password=password))
+
+    try:
+        user, created = _with_container(settings, create)
+    except PasswordRequired:
+        return _fail("no password given: the new account needs one")
+    except DomainError as error:
+        return _fail(f"could not create the administrator ({error.code}): {error.detail}")
+    what = "created the account" if created else "granted admin to the existing account"
+    print(f"{what} {user.email.value} ({user.id}); it holds the admin role")  # noqa: T201 - the command's output
+    return 0
+
+
+def _change_role(args: argparse.Namespace) -> int:
+    from usermgmt.application import commands
+    from usermgmt.application.handlers.admin import ChangeRoleByEmailHandler
+    from usermgmt.domain.errors import DomainError
+
+    settings = load_settings()
+    if settings is None:
+        return 1
+    grant = args.action == "grant"
+
+    async def change(container: Any) -> tuple[str, ...]:
+        handler: ChangeRoleByEmailHandler = container.change_role_by_email()
+        return await handler(commands.ChangeRoleByEmail(email=args.email, role=args.role, grant=grant))
+
+    try:
+        roles = _with_container(settings, change)
+    except DomainError as error:
+        return _fail(f"could not {args.action} {args.role!r} ({error.code}): {error.detail}")
+    held = ", ".join(roles) or "none"
+    print(f"{args.email} now holds: {held}")  # noqa: T201 - the command's output
+    return 0
+
+
+def _list_users(args: argparse.Namespace) -> int:
+    from usermgmt.application import commands
+    from usermgmt.application.handlers.admin import ListUsersHandler
+    from usermgmt.application.results import UserPage
+    from usermgmt.domain.errors import DomainError
+
+    settings = load_settings()
+    if settings is None:
+        return 1
+
+    async def page(container: Any) -> UserPage:
+        handler: ListUsersHandler = container.admin_list_users()
+        return await handler(commands.ListUsers(actor=commands.Actor.operator(), query=args.query, limit=args.limit))
+
+    try:
+        found = _with_container(settings, page)
+    except DomainError as error:
+        return _fail(f"could not list users ({error.code}): {error.detail}")
+    for view in found.items:
+        user = view.user
+        state = "active" if user.is_active else "disabled"
+        roles = ",".join(view.roles) or "-"
+        name = user.username.value if user.username else "-"
+        created = user.created_at.isoformat(timespec="seconds")
+        print(f"{user.id}  {user.email.value}  {name}  {state}  {roles}  {created}")  # noqa: T201 - the output
+    if found.next_cursor:
+        print("(more: narrow with --query, or raise --limit up to 100)", file=sys.stderr)  # noqa: T201
+    return 0
+
+
 def _address(value: str) -> str:
     from usermgmt.domain.errors import DomainError
     from usermgmt.domain.value_objects import Email
@@ -240,6 +363,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     test_email.add_argument("address", type=_address, metavar="ADDRESS", help="where to send it")
     test_email.set_defaults(func=_send_test_email)
+
+    create_admin = sub.add_parser(
+        "create-admin", help="create an administrator, or grant the admin role to an existing account"
+    )
+    create_admin.add_argument("email", metavar="EMAIL")
+    create_admin.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read a new account's password from the first line of standard input instead of a prompt",
+    )
+    create_admin.set_defaults(func=_create_admin)
+
+    roles = sub.add_parser("roles", help="grant or revoke a role")
+    roles.add_argument("action", choices=["grant", "revoke"])
+    roles.add_argument("email", metavar="EMAIL")
+    roles.add_argument("role", metavar="ROLE")
+    roles.set_defaults(func=_change_role)
+
+    users = sub.add_parser("users", help="list accounts")
+    users_sub = users.add_subparsers(dest="users_command", required=True)
+    users_list = users_sub.add_parser("list", help="accounts, newest first")
+    users_list.add_argument("--query", help="email or username prefix, any case")
+    users_list.add_argument("--limit", type=int, default=100, choices=range(1, 101), metavar="1-100")
+    users_list.set_defaults(func=_list_users)
     return parser
 
 

@@ -161,8 +161,9 @@ def test_token_claims_and_header(key: SigningKey) -> None:
     claims = pyjwt.decode(token, options={"verify_signature": False})
 
     assert header == {"alg": "ES256", "typ": "at+jwt", "kid": key.kid}
-    assert set(claims) == {"iss", "aud", "sub", "sid", "jti", "iat", "exp", "amr", "auth_time"}
+    assert set(claims) == {"iss", "aud", "sub", "sid", "jti", "iat", "exp", "amr", "auth_time", "roles"}
     assert (claims["amr"], claims["auth_time"]) == (["pwd"], int(clock.now().timestamp()))
+    assert claims["roles"] == []  # none granted: an empty list, so a service can always read it
     assert claims["iss"] == ISSUER
     assert claims["aud"] == AUDIENCE
     assert claims["sub"] == str(USER_ID)
@@ -170,6 +171,13 @@ def test_token_claims_and_header(key: SigningKey) -> None:
     assert claims["iat"] == int(clock.now().timestamp())
     assert claims["exp"] == claims["iat"] + int(TTL.total_seconds())
     assert len(claims["jti"]) >= 22
+
+
+def test_a_token_names_the_roles_it_was_issued_with(service: JoseAccessTokenService) -> None:
+    token = service.issue(session(), ["admin", "support"]).token
+
+    assert pyjwt.decode(token, options={"verify_signature": False})["roles"] == ["admin", "support"]
+    assert service.verify(token).user_id == USER_ID  # our own API reads permissions fresh, not from the claim
 
 
 def test_every_token_has_a_fresh_jti(service: JoseAccessTokenService) -> None:

@@ -9,15 +9,58 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, bindparam, select
+from sqlalchemy import Row, String, bindparam, case, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from usermgmt.adapters.sqlalchemy.engine import is_unavailable
 from usermgmt.adapters.sqlalchemy.repositories import trusted
-from usermgmt.adapters.sqlalchemy.tables import sessions, users
+from usermgmt.adapters.sqlalchemy.tables import roles, sessions, user_roles, users
 from usermgmt.application.errors import ServiceUnavailable
 from usermgmt.application.results import Principal
+from usermgmt.domain.roles import ADMIN, ALL_PERMISSIONS, Permission, parse_granted
 from usermgmt.domain.value_objects import Email, FullName, SessionId, UserId, Username
+
+
+class _joined(FunctionElement[str]):
+    """The space-joined values of a column: ``string_agg`` on PostgreSQL, ``group_concat`` on SQLite, with the
+    separator written into the statement (a bound one would shift the hot path's positional parameters)."""
+
+    type = String()
+    inherit_cache = True
+    name = "joined"
+
+
+@compiles(_joined, "postgresql")
+def _joined_postgresql(element: _joined, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"string_agg({compiler.process(element.clauses, **kw)}, ' ')"
+
+
+@compiles(_joined, "sqlite")
+def _joined_sqlite(element: _joined, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"group_concat({compiler.process(element.clauses, **kw)}, ' ')"
+
+
+# The permissions of the user's roles (``admin`` by its name: it holds every permission), in the principal's row.
+# NULL for a user without roles: one probe of the user_roles primary key.
+ADMIN_MARK = "*"
+_GRANTED = (
+    select(
+        _joined(
+            case(
+                (roles.c.name == literal_column(f"'{ADMIN}'"), literal_column(f"'{ADMIN_MARK}'")),
+                else_=roles.c.permissions,
+            )
+        )
+    )
+    .select_from(user_roles.join(roles, roles.c.name == user_roles.c.role_name))
+    .where(user_roles.c.user_id == users.c.id)
+    .correlate(users)
+    .scalar_subquery()
+    .label("granted")
+)
 
 PRINCIPAL_COLUMNS = (
     users.c.id,
@@ -29,6 +72,7 @@ PRINCIPAL_COLUMNS = (
     users.c.created_at,
     users.c.updated_at,
     users.c.pending_email,
+    _GRANTED,
 )
 
 # Parameters in this order: session id, user id, now (the positional order of the compiled asyncpg statement).
@@ -55,7 +99,14 @@ def principal_from_row(row: Row[Any] | Any, session_id: SessionId) -> Principal:
         created_at=row.created_at,
         updated_at=row.updated_at,
         pending_email=trusted(Email, row.pending_email) if row.pending_email is not None else None,
+        permissions=_permissions(row.granted),
     )
+
+
+def _permissions(granted: str | None) -> frozenset[Permission]:
+    if not granted:
+        return frozenset()
+    return ALL_PERMISSIONS if ADMIN_MARK in granted.split() else parse_granted(granted)
 
 
 class SqlAlchemyPrincipalReader:

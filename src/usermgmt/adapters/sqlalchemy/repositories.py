@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Row, delete, insert, select, update
+from sqlalchemy import Row, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -17,7 +17,7 @@ from usermgmt.adapters.sqlalchemy.tables import (
     sessions,
     users,
 )
-from usermgmt.application.errors import ConcurrentUpdate, EmailTaken, UsernameTaken
+from usermgmt.application.errors import ConcurrentUpdate, EmailTaken, RoleExists, UsernameTaken
 from usermgmt.domain.errors import DomainError
 from usermgmt.domain.events import EventType, SecurityEvent, StoredEvent
 from usermgmt.domain.model import Session, User
@@ -38,6 +38,10 @@ T = TypeVar("T")
 _UNIQUE_VIOLATIONS: Mapping[str, type[DomainError]] = {
     "email_canonical": EmailTaken,
     "username_canonical": UsernameTaken,
+    "pk_roles": RoleExists,
+    "roles.name": RoleExists,
+    # A role deleted while being granted.
+    "fk_user_roles_role_name_roles": ConcurrentUpdate,
     # A session for a user deleted in the meantime (PostgreSQL names the key; SQLite says only this).
     "fk_sessions_user_id_users": ConcurrentUpdate,
     "FOREIGN KEY constraint failed": ConcurrentUpdate,
@@ -147,10 +151,10 @@ class SqlAlchemyUserRepository:
         return user_from_row(row)
 
     async def _write(self, statement: Any) -> Any:
-        return await _execute_translated(self._connection, statement)
+        return await execute_translated(self._connection, statement)
 
 
-async def _execute_translated(connection: AsyncConnection, statement: Any) -> Any:
+async def execute_translated(connection: AsyncConnection, statement: Any) -> Any:
     try:
         return await connection.execute(statement)
     except IntegrityError as exc:
@@ -180,7 +184,7 @@ class SqlAlchemySessionRepository:
         self._connection = connection
 
     async def add(self, session: Session) -> None:
-        await _execute_translated(
+        await execute_translated(
             self._connection,
             insert(sessions).values(
                 id=session.id,
@@ -299,27 +303,54 @@ class SqlAlchemyEventRepository:
                 user_agent=stored.user_agent,
                 request_id=stored.request_id,
                 details=dict(stored.details),
+                actor_id=stored.actor_id,
             )
         )
 
     async def list_for_user(self, user_id: UserId, *, limit: int, before: int | None = None) -> Sequence[StoredEvent]:
-        statement = select(security_events).where(security_events.c.user_id == user_id)
+        return await self.list_all(user_id=user_id, limit=limit, before=before)
+
+    async def list_all(
+        self,
+        *,
+        limit: int,
+        before: int | None = None,
+        type: EventType | None = None,
+        actor_id: UserId | None = None,
+        user_id: UserId | None = None,
+    ) -> Sequence[StoredEvent]:
+        statement = select(security_events)
+        if user_id is not None:
+            statement = statement.where(security_events.c.user_id == user_id)
+        if actor_id is not None:
+            statement = statement.where(security_events.c.actor_id == actor_id)
+        if type is not None:
+            statement = statement.where(security_events.c.type == type.value)
         if before is not None:
             statement = statement.where(security_events.c.id < before)
         rows = await self._connection.execute(statement.order_by(security_events.c.id.desc()).limit(limit))
-        return [
-            StoredEvent(
-                id=row.id,
-                event=SecurityEvent(
-                    type=EventType(row.type),
-                    at=row.at,
-                    user_id=UserId(row.user_id),
-                    session_id=SessionId(row.session_id) if row.session_id else None,
-                    ip=row.ip,
-                    user_agent=row.user_agent,
-                    request_id=row.request_id,
-                    details=row.details,
-                ),
-            )
-            for row in rows
-        ]
+        return [_stored_event(row) for row in rows]
+
+    async def last_at(self, user_id: UserId, type: EventType) -> datetime | None:
+        statement = select(func.max(security_events.c.at)).where(
+            security_events.c.user_id == user_id, security_events.c.type == type.value
+        )
+        result: datetime | None = (await self._connection.execute(statement)).scalar_one_or_none()
+        return result
+
+
+def _stored_event(row: Row[Any]) -> StoredEvent:
+    return StoredEvent(
+        id=row.id,
+        event=SecurityEvent(
+            type=EventType(row.type),
+            at=row.at,
+            user_id=UserId(row.user_id) if row.user_id is not None else None,
+            session_id=SessionId(row.session_id) if row.session_id else None,
+            ip=row.ip,
+            user_agent=row.user_agent,
+            request_id=row.request_id,
+            details=row.details,
+            actor_id=UserId(row.actor_id) if row.actor_id is not None else None,
+        ),
+    )

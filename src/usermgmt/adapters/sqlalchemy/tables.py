@@ -114,7 +114,12 @@ security_events = Table(
     Column("user_agent", String(512), nullable=True),
     Column("request_id", String(128), nullable=True),
     Column("details", JSON, nullable=False),
+    # The administrator who acted (no foreign key: the admin trail outlives an administrator's own erasure, and
+    # then names no one).
+    Column("actor_id", Uuid, nullable=True),
     Index("ix_security_events_user_id_id", "user_id", "id"),
+    Index("ix_security_events_actor_id_id", "actor_id", "id"),
+    Index("ix_security_events_type_id", "type", "id"),
 )
 
 email_tokens = Table(
@@ -196,6 +201,28 @@ mfa_challenges = Table(
 )
 
 
+# Roles: named sets of permissions, space-separated (``users:read events:read``), read by the principal query in
+# one aggregate. The built-in ``admin`` row is created by migration 0006 with every permission.
+roles = Table(
+    "roles",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("description", String(256), nullable=False),
+    Column("permissions", String(512), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+user_roles = Table(
+    "user_roles",
+    metadata,
+    Column("user_id", Uuid, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("role_name", String(32), ForeignKey("roles.name", ondelete="CASCADE"), primary_key=True),
+    Column("granted_at", UTCDateTime, nullable=False),
+    Index("ix_user_roles_role_name", "role_name"),
+)
+
+
 # --- where an account's personal data lives ------------------------------------------------------------------------
 
 
@@ -253,4 +280,5 @@ PERSONAL_DATA: tuple[PersonalData, ...] = (
     PersonalData("totp_credentials", totp_credentials, (totp_credentials.c.user_id,)),
     PersonalData("recovery_codes", recovery_codes, (recovery_codes.c.user_id,)),
     PersonalData("mfa_challenges", mfa_challenges, (mfa_challenges.c.user_id,)),
+    PersonalData("user_roles", user_roles, (user_roles.c.user_id,)),
 )

@@ -23,6 +23,7 @@ from usermgmt.adapters.sqlalchemy.repositories import (
     SqlAlchemyUserRepository,
     translate_integrity_error,
 )
+from usermgmt.adapters.sqlalchemy.roles import SqlAlchemyRoleRepository
 from usermgmt.application.errors import ServiceUnavailable
 from usermgmt.application.ports import EventDispatcher, UnitOfWork
 
@@ -47,6 +48,7 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
     outbox: SqlAlchemyOutbox
     known_devices: SqlAlchemyKnownDeviceRepository
     mfa: SqlAlchemyMfaRepository
+    roles: SqlAlchemyRoleRepository
 
     def __init__(
         self,
@@ -81,6 +83,7 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
         self.outbox = SqlAlchemyOutbox(self._connection, self._message_id_domain)
         self.known_devices = SqlAlchemyKnownDeviceRepository(self._connection)
         self.mfa = SqlAlchemyMfaRepository(self._connection)
+        self.roles = SqlAlchemyRoleRepository(self._connection)
 
     async def _end(self, error: BaseException | None) -> None:
         try:

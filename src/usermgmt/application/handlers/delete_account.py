@@ -6,8 +6,15 @@ from usermgmt.application import commands
 from usermgmt.application.abuse import Guard, RateRule
 from usermgmt.application.audit import security_event
 from usermgmt.application.email import Postman, Template, notice_context
-from usermgmt.application.errors import InvalidAccessToken, InvalidPassword, RateLimited, ServiceUnavailable
+from usermgmt.application.errors import (
+    InvalidAccessToken,
+    InvalidPassword,
+    LastAdmin,
+    RateLimited,
+    ServiceUnavailable,
+)
 from usermgmt.application.handlers._shared import confirm_password
+from usermgmt.application.handlers.admin import ensure_admin_remains
 from usermgmt.application.ports import Clock, PasswordHasher, UnitOfWork
 from usermgmt.application.results import DeletionReceipt, Erased
 from usermgmt.domain.errors import DomainError
@@ -26,6 +33,7 @@ class DeleteAccountHandler:
         RateLimited,
         InvalidPassword,
         InvalidAccessToken,
+        LastAdmin,
         ServiceUnavailable,
     )
 
@@ -33,7 +41,7 @@ class DeleteAccountHandler:
         self._uow, self._hasher, self._clock, self._guard, self._postman = uow, hasher, clock, guard, postman
 
     async def __call__(self, cmd: commands.DeleteAccount) -> DeletionReceipt:
-        """Raises: RateLimited, InvalidPassword."""
+        """Raises: RateLimited, InvalidPassword, LastAdmin (the last active administrator)."""
         await self._guard.hit_per_user(RateRule.DELETIONS_PER_USER, cmd.user_id, cmd.client)
         await confirm_password(
             self._uow,
@@ -48,6 +56,8 @@ class DeleteAccountHandler:
         now = self._clock.now()
         async with self._uow:
             current = await self._uow.users.get(cmd.user_id, for_update=True)  # its address now, not when checked
+            if current is not None:
+                await ensure_admin_remains(self._uow, current)  # the last administrator hands over first
             counts = await self._uow.users.erase(cmd.user_id)
             await self._uow.record(
                 security_event(EventType.ACCOUNT_DELETED, at=now, client=cmd.client, user_id=cmd.user_id)

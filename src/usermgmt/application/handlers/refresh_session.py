@@ -73,13 +73,14 @@ class RefreshSessionHandler:
                 await self._uow.sessions.save_rotation(session, retired)
             except ConcurrentUpdate:  # another request rotated this token first: it won, this one loses
                 raise InvalidRefreshToken() from None
+            roles = await self._uow.roles.roles_of(session.user_id)
             await self._uow.record(
                 security_event(
                     EventType.TOKEN_REFRESHED, at=now, client=cmd.client, user_id=session.user_id, session_id=session.id
                 )
             )
             await self._uow.commit()
-        return self._issuer.pair(session, new_token)
+        return self._issuer.pair(session, new_token, roles)
 
     async def _detect_reuse(self, presented: RefreshTokenHash, client: commands.ClientInfo) -> None:
         """Inside the open unit of work: a rotated token came back, so whoever holds the newer one may be a thief.

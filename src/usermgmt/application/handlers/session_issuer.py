@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import ClassVar
 
@@ -112,6 +113,7 @@ class SessionIssuer:
                 ip=client.ip,
             )
             await self._uow.sessions.add(session)
+            roles = await self._uow.roles.roles_of(user.id)
             await self._uow.record(
                 security_event(
                     EventType.LOGIN_SUCCEEDED,
@@ -125,11 +127,12 @@ class SessionIssuer:
             if self._devices is not None:
                 await self._devices.signed_in(self._uow, user_id=user.id, email=user.email, client=client, now=now)
             await self._uow.commit()
-        return SignedIn(self.pair(session, refresh_token))
+        return SignedIn(self.pair(session, refresh_token, roles))
 
-    def pair(self, session: Session, refresh_token: str) -> TokenPair:
-        """The token pair of ``session``, whose current refresh token is ``refresh_token``."""
-        access = self._access.issue(session)
+    def pair(self, session: Session, refresh_token: str, roles: Sequence[str] = ()) -> TokenPair:
+        """The token pair of ``session``, whose current refresh token is ``refresh_token``; the access token names
+        the user's ``roles``."""
+        access = self._access.issue(session, roles)
         return TokenPair(
             access_token=access.token,
             expires_in=access.expires_in,

@@ -15,7 +15,7 @@ from usermgmt.entrypoints.http.dependencies import LOGIN_PATH
 from usermgmt.entrypoints.http.errors import install_error_handlers
 from usermgmt.entrypoints.http.middleware import ProblemCORSMiddleware, RequestContextMiddleware, RequestGuardMiddleware
 from usermgmt.entrypoints.http.openapi import install_openapi
-from usermgmt.entrypoints.http.routers import auth, meta, mfa, users
+from usermgmt.entrypoints.http.routers import admin, auth, meta, mfa, users
 from usermgmt.entrypoints.http.schemas import LoginForm, LoginIn, Problem
 
 # The response headers a browser client may read: what it acts on besides the body.
@@ -63,6 +63,7 @@ def create_app(container: Container | None = None) -> FastAPI:
     app.include_router(auth.router)
     app.include_router(users.router)
     app.include_router(mfa.router)
+    app.include_router(admin.router)
     app.include_router(meta.router)
     install_openapi(app, requests=(LoginIn, LoginForm), responses=(Problem,))  # referenced by name only
     app.add_middleware(RequestGuardMiddleware, max_body_bytes=settings.http.max_body_bytes, form_paths=[LOGIN_PATH])
@@ -71,7 +72,7 @@ def create_app(container: Container | None = None) -> FastAPI:
             ProblemCORSMiddleware,
             allow_origins=settings.http.cors_origins,
             allow_credentials=True,
-            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
             expose_headers=CORS_EXPOSED_HEADERS,
         )

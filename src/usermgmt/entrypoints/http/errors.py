@@ -17,21 +17,28 @@ from usermgmt.application.errors import (
     EmailAlreadyVerified,
     EmailNotVerified,
     EmailTaken,
+    InsufficientPermission,
     InvalidAccessToken,
     InvalidCredentials,
+    InvalidCursor,
     InvalidEmailToken,
     InvalidMfaCode,
     InvalidMfaToken,
     InvalidPassword,
     InvalidRefreshToken,
+    LastAdmin,
     MfaAlreadyEnabled,
     MfaNotEnabled,
     MfaRequired,
     NoPendingEnrolment,
     RateLimited,
+    RoleExists,
+    RoleNotFound,
     ServiceUnavailable,
     SessionNotFound,
+    UnknownRole,
     UsernameTaken,
+    UserNotFound,
 )
 from usermgmt.application.handlers.authenticate import AuthenticateHandler
 from usermgmt.domain.errors import (
@@ -44,6 +51,7 @@ from usermgmt.domain.errors import (
     UserInactive,
     WeakPassword,
 )
+from usermgmt.domain.roles import InvalidRoleName, RoleProtected, UnknownPermission
 from usermgmt.entrypoints.http.openapi import component_ref
 from usermgmt.entrypoints.http.schemas import Problem
 
@@ -80,6 +88,16 @@ ERROR_STATUS: Final[Mapping[type[DomainError], int]] = {
     MfaAlreadyEnabled: 409,
     NoPendingEnrolment: 409,
     MfaNotEnabled: 409,
+    InsufficientPermission: 403,
+    UserNotFound: 404,
+    RoleNotFound: 404,
+    RoleExists: 409,
+    LastAdmin: 409,
+    RoleProtected: 409,
+    UnknownPermission: 422,
+    UnknownRole: 422,
+    InvalidRoleName: 422,
+    InvalidCursor: 422,
 }
 
 # Codes for the framework's own HTTP errors (routing, methods, the body middleware).
@@ -158,7 +176,7 @@ async def handle_domain_error(request: Request, error: Exception) -> JSONRespons
         logger.warning("service unavailable: %r", error.__cause__)
     if isinstance(error, MfaRequired):
         headers["Cache-Control"] = "no-store"  # it carries the mfa_token
-    members = error.members if isinstance(error, MfaRequired) else None
+    members: Mapping[str, Any] | None = getattr(error, "members", None)  # MfaRequired's, InsufficientPermission's
     return problem(
         status, error.code, error.detail, errors=_field_errors_of(request, error), headers=headers, members=members
     )

@@ -194,6 +194,77 @@ class EventPageOut(BaseModel):
     next_cursor: str | None = Field(description="Pass as ?cursor= for the next (older) page; null at the end.")
 
 
+# --- administration ------------------------------------------------------------------------------------------------
+
+RoleNameText = Annotated[str, Field(min_length=1, max_length=64), NoNul]
+PermissionText = Annotated[str, Field(min_length=1, max_length=64), NoNul]
+DescriptionText = Annotated[str, Field(max_length=256), NoNul]
+
+
+class AdminUserOut(UserOut):
+    roles: list[str] = Field(description="The names of the user's roles.")
+
+
+class AdminUserDetailOut(AdminUserOut):
+    last_sign_in_at: datetime | None = Field(description="The newest sign-in the security history still holds.")
+    mfa: MfaStatusOut
+
+
+class UserPageOut(BaseModel):
+    items: list[AdminUserOut]
+    next_cursor: str | None = Field(description="Pass as ?cursor= for the next (older) page; null at the end.")
+
+
+class AdminUserPatch(RequestModel):
+    """Fields left out stay as they are."""
+
+    username: UsernameText | None = Field(None, description="New username, or null to remove it.")
+    full_name: NameText | None = Field(None, description="New full name, or null to remove it.")
+    email: EmailText | None = Field(
+        None, description="New address, set as verified (no link); the old address is told. Not null."
+    )
+    email_verified: bool | None = Field(None, description="Mark the address verified or not. Not null.")
+
+
+class RolesIn(RequestModel):
+    roles: list[RoleNameText] = Field(max_length=50, description="Every role the user is to hold; [] for none.")
+
+
+class UserRolesOut(BaseModel):
+    roles: list[str]
+
+
+class RoleOut(BaseModel):
+    name: str
+    description: str
+    permissions: list[str]
+    builtin: bool = Field(description="The built-in admin role: every permission; cannot be changed or deleted.")
+    created_at: datetime
+    updated_at: datetime
+
+
+class RoleIn(RequestModel):
+    name: RoleNameText = Field(description="1-32 of a-z, 0-9, '_' and '-', starting with a letter.")
+    permissions: list[PermissionText] = Field(max_length=50)
+    description: DescriptionText = ""
+
+
+class RolePatch(RequestModel):
+    permissions: list[PermissionText] | None = Field(None, max_length=50)
+    description: DescriptionText | None = None
+
+
+class AdminEventOut(EventOut):
+    user_id: UUID | None = Field(description="The account it happened to; null for one erased since, or none.")
+    actor_id: UUID | None = Field(description="The administrator who acted, when it was not the account's owner.")
+    request_id: str | None
+
+
+class AdminEventPageOut(BaseModel):
+    items: list[AdminEventOut]
+    next_cursor: str | None = Field(description="Pass as ?cursor= for the next (older) page; null at the end.")
+
+
 class FieldError(BaseModel):
     loc: list[str | int]
     msg: str

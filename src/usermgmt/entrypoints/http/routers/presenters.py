@@ -4,16 +4,33 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from usermgmt.application.results import DeletionReceipt, EventPage, Principal, SessionView, TokenPair
+from usermgmt.application.results import (
+    AdminUserView,
+    DeletionReceipt,
+    EventPage,
+    MfaStatus,
+    Principal,
+    SessionView,
+    TokenPair,
+    UserPage,
+)
 from usermgmt.domain.model import User
+from usermgmt.domain.roles import Role
 from usermgmt.entrypoints.http.schemas import (
+    AdminEventOut,
+    AdminEventPageOut,
+    AdminUserDetailOut,
+    AdminUserOut,
     DeletionReceiptOut,
     ErasedOut,
     EventOut,
     EventPageOut,
+    MfaStatusOut,
+    RoleOut,
     SessionOut,
     TokenPairOut,
     UserOut,
+    UserPageOut,
 )
 
 
@@ -82,6 +99,61 @@ def event_page_out(page: EventPage) -> EventPageOut:
                 user_agent=stored.event.user_agent,
                 session_id=stored.event.session_id,
                 details=stored.event.public_details(),
+            )
+            for stored in page.items
+        ],
+        next_cursor=str(page.next_before) if page.next_before is not None else None,
+    )
+
+
+def mfa_status_out(status: MfaStatus) -> MfaStatusOut:
+    return MfaStatusOut(
+        totp_enabled=status.totp_enabled, enabled_at=status.enabled_at, recovery_codes_left=status.recovery_codes_left
+    )
+
+
+def admin_user_out(view: AdminUserView) -> AdminUserOut:
+    return AdminUserOut(**user_out(view.user).model_dump(), roles=list(view.roles))
+
+
+def admin_user_detail_out(view: AdminUserView) -> AdminUserDetailOut:
+    if view.mfa is None:
+        raise ValueError("a user's detail view carries their second-factor status")
+    return AdminUserDetailOut(
+        **admin_user_out(view).model_dump(), last_sign_in_at=view.last_sign_in_at, mfa=mfa_status_out(view.mfa)
+    )
+
+
+def user_page_out(page: UserPage) -> UserPageOut:
+    return UserPageOut(items=[admin_user_out(view) for view in page.items], next_cursor=page.next_cursor)
+
+
+def role_out(role: Role) -> RoleOut:
+    return RoleOut(
+        name=role.name,
+        description=role.description,
+        permissions=sorted(role.permissions),
+        builtin=role.is_builtin,
+        created_at=role.created_at,
+        updated_at=role.updated_at,
+    )
+
+
+def admin_event_page_out(page: EventPage) -> AdminEventPageOut:
+    """Events as the audit trail shows them: every detail, the account, the actor, the request."""
+    return AdminEventPageOut(
+        items=[
+            AdminEventOut(
+                id=str(stored.id),
+                type=stored.event.type.value,
+                at=stored.event.at,
+                ip=stored.event.ip,
+                user_agent=stored.event.user_agent,
+                session_id=stored.event.session_id,
+                details=dict(stored.event.details),
+                user_id=stored.event.user_id,
+                actor_id=stored.event.actor_id,
+                request_id=stored.event.request_id,
             )
             for stored in page.items
         ],
