@@ -130,7 +130,7 @@ async def test_cors_allows_listed_origins_only(configured_app: FastAPI) -> None:
 async def test_a_refused_preflight_is_a_problem_like_every_other_error(configured_app: FastAPI) -> None:
     refusals = {
         "origin": {"Origin": "https://evil.example.net", "Access-Control-Request-Method": "POST"},
-        "method": {"Origin": "https://app.example.com", "Access-Control-Request-Method": "PUT"},
+        "method": {"Origin": "https://app.example.com", "Access-Control-Request-Method": "TRACE"},
         "headers": {
             "Origin": "https://app.example.com",
             "Access-Control-Request-Method": "POST",

@@ -230,6 +230,7 @@ async def test_delete_account_erases_everything_and_frees_the_email(
         "totp_credentials": 0,
         "recovery_codes": 0,
         "mfa_challenges": 0,
+        "user_roles": 0,
     }
     user_id = account.user["id"]
     async with engine.connect() as connection:

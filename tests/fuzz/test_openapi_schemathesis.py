@@ -10,6 +10,7 @@ passwords built from the email, uniqueness), and answers those with a documented
 from __future__ import annotations
 
 import asyncio
+import subprocess
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
@@ -20,7 +21,7 @@ from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from tests.support.database import create_database, drop_database
-from tests.support.server import serve, service_env
+from tests.support.server import BIN, ROOT, serve, service_env
 from usermgmt.adapters.sqlalchemy import migrations
 
 PASSWORD = "fuzzing is fun for everyone"
@@ -50,6 +51,15 @@ def service(fuzz_database_url: str, tmp_path_factory: pytest.TempPathFactory) ->
     with serve(env) as base:
         with httpx.Client(base_url=base) as client:
             client.post("/api/v1/auth/register", json={"email": "fuzz@example.com", "password": PASSWORD})
+        # An administrator, so that the admin routes are fuzzed past their permission check.
+        subprocess.run(
+            [BIN / "usermgmt", "create-admin", "fuzz@example.com"],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
         yield base
 
 
@@ -82,6 +92,23 @@ OPERATIONS = [
     ("POST", "/api/v1/users/me/mfa/totp/confirm"),
     ("DELETE", "/api/v1/users/me/mfa/totp"),
     ("POST", "/api/v1/users/me/mfa/recovery-codes"),
+    ("GET", "/api/v1/admin/users"),
+    ("GET", "/api/v1/admin/users/{user_id}"),
+    ("PATCH", "/api/v1/admin/users/{user_id}"),
+    ("DELETE", "/api/v1/admin/users/{user_id}"),
+    ("POST", "/api/v1/admin/users/{user_id}/disable"),
+    ("POST", "/api/v1/admin/users/{user_id}/enable"),
+    ("GET", "/api/v1/admin/users/{user_id}/sessions"),
+    ("DELETE", "/api/v1/admin/users/{user_id}/sessions"),
+    ("GET", "/api/v1/admin/users/{user_id}/events"),
+    ("PUT", "/api/v1/admin/users/{user_id}/roles"),
+    ("POST", "/api/v1/admin/users/{user_id}/mfa/reset"),
+    ("POST", "/api/v1/admin/users/{user_id}/password-reset"),
+    ("GET", "/api/v1/admin/roles"),
+    ("POST", "/api/v1/admin/roles"),
+    ("PATCH", "/api/v1/admin/roles/{name}"),
+    ("DELETE", "/api/v1/admin/roles/{name}"),
+    ("GET", "/api/v1/admin/events"),
     ("GET", "/.well-known/jwks.json"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
@@ -120,6 +147,22 @@ WITH_INPUT = {
     ("POST", "/api/v1/users/me/mfa/totp/confirm"),
     ("DELETE", "/api/v1/users/me/mfa/totp"),
     ("POST", "/api/v1/users/me/mfa/recovery-codes"),
+    ("GET", "/api/v1/admin/users"),
+    ("GET", "/api/v1/admin/users/{user_id}"),
+    ("PATCH", "/api/v1/admin/users/{user_id}"),
+    ("DELETE", "/api/v1/admin/users/{user_id}"),
+    ("POST", "/api/v1/admin/users/{user_id}/disable"),
+    ("POST", "/api/v1/admin/users/{user_id}/enable"),
+    ("GET", "/api/v1/admin/users/{user_id}/sessions"),
+    ("DELETE", "/api/v1/admin/users/{user_id}/sessions"),
+    ("GET", "/api/v1/admin/users/{user_id}/events"),
+    ("PUT", "/api/v1/admin/users/{user_id}/roles"),
+    ("POST", "/api/v1/admin/users/{user_id}/mfa/reset"),
+    ("POST", "/api/v1/admin/users/{user_id}/password-reset"),
+    ("POST", "/api/v1/admin/roles"),
+    ("PATCH", "/api/v1/admin/roles/{name}"),
+    ("DELETE", "/api/v1/admin/roles/{name}"),
+    ("GET", "/api/v1/admin/events"),
 }
 CASES = [(m, p, GenerationMode.POSITIVE) for m, p in OPERATIONS] + [
     (m, p, GenerationMode.NEGATIVE) for m, p in OPERATIONS if (m, p) in WITH_INPUT
@@ -135,7 +178,7 @@ def test_operation_conforms_to_its_schema(
     api_schema: schemathesis.BaseSchema, service: str, method: str, path: str, mode: GenerationMode
 ) -> None:
     operation = api_schema[path][method]
-    protected = path.startswith("/api/v1/users/me") or path == "/api/v1/auth/logout"
+    protected = path.startswith(("/api/v1/users/me", "/api/v1/admin")) or path == "/api/v1/auth/logout"
 
     @given(case=operation.as_strategy(generation_mode=mode))
     @settings(max_examples=MAX_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
