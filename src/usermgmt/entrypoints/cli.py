@@ -193,11 +193,20 @@ def _read_password(args: argparse.Namespace) -> str | None:
     return first or None
 
 
-def _with_container(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
-    """Run ``work(container)`` on a container of ``settings``, releasing its resources after."""
+class CommandFailed(Exception):
+    """A command could not do its work for a reason that is not the operator's input (logged with its cause)."""
+
+
+def _with_container(
+    settings: Settings, work: Callable[[Any], Awaitable[T]], *, passes: tuple[type[Exception], ...] = ()
+) -> T:
+    """Run ``work(container)`` on a container of ``settings``, releasing its resources after. A failure that is
+    not a ``DomainError`` or one of ``passes`` (a database without the schema, say) is logged and raised as
+    ``CommandFailed``."""
     import asyncio
 
     from usermgmt.container import build_container, close_resources
+    from usermgmt.domain.errors import DomainError
 
     async def run() -> T:
         container = build_container(settings)
@@ -206,7 +215,15 @@ def _with_container(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> 
         finally:
             await close_resources(container)
 
-    return asyncio.run(run())
+    try:
+        return asyncio.run(run())
+    except Exception as error:
+        if isinstance(error, (DomainError, *passes)):
+            raise
+        logger.debug("command failed", exc_info=True)
+        raise CommandFailed(
+            f"{type(error).__name__}: is the database reachable and migrated? Run `usermgmt migrate` first."
+        ) from error
 
 
 def _create_admin(args: argparse.Namespace) -> int:
@@ -231,11 +248,13 @@ def _create_admin(args: argparse.Namespace) -> int:
             return await handler(commands.BootstrapAdmin(email=args.email, password=password))
 
     try:
-        user, created = _with_container(settings, create)
+        user, created = _with_container(settings, create, passes=(PasswordRequired,))
     except PasswordRequired:
         return _fail("no password given: the new account needs one")
     except DomainError as error:
         return _fail(f"could not create the administrator ({error.code}): {error.detail}")
+    except CommandFailed as error:
+        return _fail(f"could not create the administrator: {error}")
     what = "created the account" if created else "granted admin to the existing account"
     print(f"{what} {user.email.value} ({user.id}); it holds the admin role")  # noqa: T201 - the command's output
     return 0
@@ -259,6 +278,8 @@ def _change_role(args: argparse.Namespace) -> int:
         roles = _with_container(settings, change)
     except DomainError as error:
         return _fail(f"could not {args.action} {args.role!r} ({error.code}): {error.detail}")
+    except CommandFailed as error:
+        return _fail(f"could not {args.action} {args.role!r}: {error}")
     held = ", ".join(roles) or "none"
     print(f"{args.email} now holds: {held}")  # noqa: T201 - the command's output
     return 0
@@ -282,6 +303,8 @@ def _list_users(args: argparse.Namespace) -> int:
         found = _with_container(settings, page)
     except DomainError as error:
         return _fail(f"could not list users ({error.code}): {error.detail}")
+    except CommandFailed as error:
+        return _fail(f"could not list users: {error}")
     for view in found.items:
         user = view.user
         state = "active" if user.is_active else "disabled"

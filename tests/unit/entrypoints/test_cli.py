@@ -65,7 +65,16 @@ def test_serve_refuses_a_deadline_that_is_not_a_positive_number_of_seconds(
 
 
 @pytest.mark.parametrize(
-    "command", [["migrate"], ["migrate", "base"], ["purge-sessions"], ["send-test-email", "ada@example.com"]]
+    "command",
+    [
+        ["migrate"],
+        ["migrate", "base"],
+        ["purge-sessions"],
+        ["send-test-email", "ada@example.com"],
+        ["create-admin", "ada@example.com"],
+        ["roles", "grant", "ada@example.com", "admin"],
+        ["users", "list"],
+    ],
 )
 def test_invalid_settings_stop_every_command_without_printing_a_value(
     command: list[str],
