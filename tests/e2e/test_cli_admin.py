@@ -3,17 +3,33 @@ as an operator runs them on a fresh install; every failure says why and exits no
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import sqlite3
 import subprocess
 from pathlib import Path
+from types import ModuleType
 
 import httpx
+import jwt
 import pytest
 
 from tests.support.server import BIN, ROOT, migrate, serve, service_env
 
 PASSWORD = "an operator's long passphrase"
+
+
+def _load_example() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "internal_service", ROOT / "docs" / "examples" / "internal_service.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+internal_service = _load_example()
 
 
 def usermgmt(env: dict[str, str], *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -65,6 +81,15 @@ def test_create_admin_then_sign_in_and_use_the_admin_api(env: dict[str, str]) ->
         assert (root["email_verified"], root["roles"]) == (True, ["admin"])
         registered = client.post("/api/v1/auth/register", json={"email": "ada@example.com", "password": PASSWORD})
         assert registered.status_code == 201
+        ada = client.post("/api/v1/auth/login", json={"login": "ada@example.com", "password": PASSWORD}).json()
+
+        # docs/examples/internal_service.py, as another service runs it: the JWKS, and the roles claim.
+        verifier = internal_service.TokenVerifier(base)
+        assert verifier.require_role(login.json()["access_token"], "admin")["roles"] == ["admin"]
+        with pytest.raises(internal_service.Forbidden):
+            verifier.require_role(ada["access_token"], "admin")
+        with pytest.raises(jwt.InvalidTokenError):
+            verifier.require_role(ada["refresh_token"], "admin")
 
     again = usermgmt(env, "create-admin", "ada@example.com")  # an existing account: no password asked
     assert again.returncode == 0, again.stderr

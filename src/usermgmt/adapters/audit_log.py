@@ -21,6 +21,7 @@ def event_fields(event: SecurityEvent) -> dict[str, Any]:
         "user_agent": event.user_agent,
         "request_id": event.request_id,
         "details": dict(event.details),
+        "actor_id": str(event.actor_id) if event.actor_id else None,
     }
 
 
