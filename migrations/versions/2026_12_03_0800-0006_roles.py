@@ -20,9 +20,7 @@ depends_on: str | Sequence[str] | None = None
 
 # The built-in role, frozen here as it was when this migration was written (the code treats ``admin`` as holding
 # every permission it knows, whatever this row says; a later permission needs no migration for admins).
-ADMIN_PERMISSIONS = (
-    "users:read users:write users:disable users:delete sessions:revoke events:read roles:manage"
-)
+ADMIN_PERMISSIONS = "users:read users:write users:disable users:delete sessions:revoke events:read roles:manage"
 
 
 def upgrade() -> None:
