@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import ipaddress
+import json
 import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -443,6 +444,60 @@ class MfaSettings(Section):
         return value
 
 
+class PrivacySettings(Section):
+    """Deletion with a grace period, the retention of anonymous events, the maintenance task, and the internal
+    services that may introspect tokens.
+
+    ``introspection_clients`` is a JSON object ``{"client-id": "secret", ...}``: the HTTP Basic credentials of the
+    callers of ``POST /api/v1/oauth/introspect`` (none: the endpoint answers 401 to everyone).
+    """
+
+    deletion_grace_period: timedelta = Field(
+        timedelta(0),
+        ge=timedelta(0),
+        le=timedelta(days=90),
+        validation_alias="deletion_grace_period",
+        description="ISO 8601 duration a deletion waits, undoable (P0D: immediate erasure).",
+    )
+    anonymous_event_retention: timedelta = Field(
+        timedelta(days=90),
+        ge=timedelta(days=1),
+        validation_alias="anonymous_event_retention",
+        description="How long security events naming no account are kept (ISO 8601 duration).",
+    )
+    maintenance_interval: timedelta = Field(
+        timedelta(minutes=5),
+        ge=timedelta(seconds=1),
+        le=timedelta(days=1),
+        validation_alias="maintenance_interval",
+        description="How often the in-process maintenance runs (ISO 8601 duration).",
+    )
+    introspection_clients: Mapping[str, SecretStr] = Field(
+        default_factory=dict,
+        validation_alias="introspection_clients",
+        description='JSON object {"client-id": "secret"} of the callers allowed to introspect tokens.',
+    )
+
+    @field_validator("introspection_clients", mode="before")
+    @classmethod
+    def _parse_json(cls, value: object) -> object:
+        if isinstance(value, str):
+            if not value.strip():
+                return {}
+            try:
+                value = json.loads(value)
+            except ValueError:
+                raise ValueError('a JSON object {"client-id": "secret", ...}') from None
+        if isinstance(value, Mapping):
+            for client_id, secret in value.items():
+                if not isinstance(client_id, str) or not client_id or ":" in client_id:
+                    raise ValueError("each client id is a non-empty string without ':'")
+                text = secret.get_secret_value() if isinstance(secret, SecretStr) else secret
+                if not isinstance(text, str) or len(text) < 16:
+                    raise ValueError("each client secret is a string of at least 16 characters")
+        return value
+
+
 class Environment(StrEnum):
     """Where the service runs. Production refuses settings fit for development only."""
 
@@ -503,6 +558,7 @@ class Settings(BaseSettings):
     http: HttpSettings = Field(default_factory=HttpSettings)
     email: EmailSettings = Field(default_factory=EmailSettings)
     mfa: MfaSettings = Field(default_factory=MfaSettings)
+    privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     # Later sections go here: oauth: OAuthSettings.
 
     @classmethod

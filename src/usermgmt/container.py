@@ -40,6 +40,7 @@ from usermgmt.application.handlers.email_address import (
     ResendVerificationHandler,
     VerifyEmailHandler,
 )
+from usermgmt.application.handlers.introspect import IntrospectionClients, IntrospectTokenHandler
 from usermgmt.application.handlers.login import LoginHandler
 from usermgmt.application.handlers.logout import LogoutHandler
 from usermgmt.application.handlers.mfa import (
@@ -51,6 +52,7 @@ from usermgmt.application.handlers.mfa import (
     StartTotpEnrolmentHandler,
 )
 from usermgmt.application.handlers.password_reset import ForgotPasswordHandler, ResetPasswordHandler
+from usermgmt.application.handlers.privacy import ExportDataHandler, RestoreAccountHandler
 from usermgmt.application.handlers.refresh_session import RefreshSessionHandler
 from usermgmt.application.handlers.register_user import RegisterUserHandler
 from usermgmt.application.handlers.session_issuer import SessionIssuer
@@ -61,6 +63,7 @@ from usermgmt.application.handlers.sessions import (
     RevokeSessionHandler,
 )
 from usermgmt.application.handlers.update_profile import UpdateProfileHandler
+from usermgmt.application.maintenance import MaintenanceHandler, MaintenanceLoop
 from usermgmt.application.mfa import Codes, MfaPolicy, TotpSecondFactor
 from usermgmt.application.outbox import Doorbell, OutboxWorker
 from usermgmt.application.ports import EventDispatcher, Mailer, PrincipalReader
@@ -109,6 +112,7 @@ def email_policy_from(settings: Settings) -> EmailPolicy:
         password_reset_ttl=email.password_reset_ttl,
         require_verified_email=email.require_verified_email,
         notify_new_device=email.notify_new_device,
+        deletion_grace_period=settings.privacy.deletion_grace_period,
     )
 
 
@@ -159,6 +163,12 @@ def secret_box_from(settings: Settings) -> AesGcmSecretBox:
             keys_dir=settings.data_dir / "keys",
             production=settings.environment is Environment.PRODUCTION,
         )
+    )
+
+
+def introspection_clients_from(settings: Settings) -> IntrospectionClients:
+    return IntrospectionClients(
+        {client_id: secret.get_secret_value() for client_id, secret in settings.privacy.introspection_clients.items()}
     )
 
 
@@ -293,7 +303,13 @@ class Container(containers.DeclarativeContainer):
         postman=postman,
     )
     delete_account = providers.Factory(
-        DeleteAccountHandler, uow=uow, hasher=hasher, clock=clock, guard=guard, postman=postman
+        DeleteAccountHandler,
+        uow=uow,
+        hasher=hasher,
+        clock=clock,
+        guard=guard,
+        postman=postman,
+        grace_period=settings.provided.privacy.deletion_grace_period,
     )
     list_sessions = providers.Factory(ListSessionsHandler, uow=uow, clock=clock)
     revoke_session = providers.Factory(RevokeSessionHandler, uow=uow, clock=clock)
@@ -374,6 +390,30 @@ class Container(containers.DeclarativeContainer):
     )
     change_role_by_email = providers.Factory(admin.ChangeRoleByEmailHandler, uow=uow, clock=clock)
 
+    # Privacy and integration: export, restore, token introspection, the maintenance task.
+    export_data = providers.Factory(ExportDataHandler, uow=uow, hasher=hasher, clock=clock, guard=guard)
+    restore_account = providers.Factory(RestoreAccountHandler, uow=uow, clock=clock, postman=postman)
+    introspection_clients = providers.Singleton(introspection_clients_from, settings)
+    introspect = providers.Singleton(
+        IntrospectTokenHandler,
+        access_tokens=access_tokens,
+        principals=principals,
+        clock=clock,
+        clients=introspection_clients,
+        issuer=settings.provided.tokens.issuer,
+        audience=settings.provided.tokens.audience,
+    )
+    maintenance = providers.Factory(
+        MaintenanceHandler,
+        uow=uow,
+        clock=clock,
+        postman=postman,
+        anonymous_event_retention=settings.provided.privacy.anonymous_event_retention,
+    )
+    maintenance_loop = providers.Singleton(
+        MaintenanceLoop, run=maintenance, interval=settings.provided.privacy.maintenance_interval
+    )
+
 
 def build_container(settings: Settings | None = None) -> Container:
     return Container(settings=settings or Settings())
@@ -382,6 +422,7 @@ def build_container(settings: Settings | None = None) -> Container:
 async def close_resources(container: Container) -> None:
     """Release what the singletons hold open: the outbox worker (first: it uses the engine), pools, threads, HTTP
     clients."""
+    await container.maintenance_loop().aclose()
     await container.outbox_worker().aclose()
     principals = container.principals()
     if isinstance(principals, AsyncpgPrincipalReader):

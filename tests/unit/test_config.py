@@ -108,6 +108,15 @@ CASES: list[tuple[str, str, Read, Any]] = [
         lambda s: [k.get_secret_value() for k in s.mfa.data_encryption_keys],
         ["qD4mB3oGx7T8mQ1a9Zr2n0c6Vw5YpLkEJHsUdF3tCiA", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"],
     ),
+    ("DELETION_GRACE_PERIOD", "P14D", lambda s: s.privacy.deletion_grace_period, timedelta(days=14)),
+    ("ANONYMOUS_EVENT_RETENTION", "P30D", lambda s: s.privacy.anonymous_event_retention, timedelta(days=30)),
+    ("MAINTENANCE_INTERVAL", "PT1M", lambda s: s.privacy.maintenance_interval, timedelta(minutes=1)),
+    (
+        "INTROSPECTION_CLIENTS",
+        '{"billing": "a-long-secret-of-the-billing-service"}',
+        lambda s: {k: v.get_secret_value() for k, v in s.privacy.introspection_clients.items()},
+        {"billing": "a-long-secret-of-the-billing-service"},
+    ),
     ("SMTP_PORT", "465", lambda s: s.email.smtp_port, 465),
     ("SMTP_USERNAME", "mailer", lambda s: s.email.smtp_username, "mailer"),
     (

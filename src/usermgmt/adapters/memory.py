@@ -120,6 +120,13 @@ class InMemoryUserRepository:
         if user.id in self.base:
             self.updated.add(user.id)
 
+    async def due_for_erasure(self, now: datetime, *, limit: int) -> Sequence[User]:
+        due = sorted(
+            (u for u in self._store.users.values() if u.erasure_at is not None and u.erasure_at <= now),
+            key=lambda u: u.erasure_at or now,
+        )
+        return [self._load(u) or u for u in due[:limit]]
+
     async def erase(self, user_id: UserId) -> Mapping[str, int]:
         erased = erase_personal_data(self._store, user_id)
         self.touched.add(user_id)
@@ -306,6 +313,7 @@ class InMemoryEventRepository:
     def __init__(self, store: MemoryStore) -> None:
         self._store = store
         self._added: list[tuple[SecurityEvent, StoredEvent]] = []  # each event, and its row in the working copy
+        self.deleted_anonymous_before: datetime | None = None  # the commit deletes those from the shared store too
 
     async def add(self, event: SecurityEvent) -> None:
         """As the database does: an event naming a user who is gone (here, or by the commit) is kept without them."""
@@ -342,6 +350,13 @@ class InMemoryEventRepository:
     async def last_at(self, user_id: UserId, type: EventType) -> datetime | None:
         times = [e.event.at for e in self._store.events if e.event.user_id == user_id and e.event.type is type]
         return max(times, default=None)
+
+    async def delete_anonymous_before(self, cutoff: datetime) -> int:
+        kept = [e for e in self._store.events if e.event.user_id is not None or e.event.at >= cutoff]
+        deleted = len(self._store.events) - len(kept)
+        self._store.events = kept
+        self.deleted_anonymous_before = cutoff
+        return deleted
 
 
 class InMemoryRoleRepository:
@@ -469,6 +484,12 @@ class InMemoryEmailTokenRepository:
     async def latest_for_user(self, user_id: UserId, purpose: EmailTokenPurpose) -> EmailToken | None:
         own = [t for t in self._store.email_tokens.values() if t.user_id == user_id and t.purpose is purpose]
         return max(own, key=lambda t: t.created_at, default=None)
+
+    async def delete_expired(self, now: datetime) -> int:
+        doomed = [digest for digest, token in self._store.email_tokens.items() if token.expires_at <= now]
+        for digest in doomed:
+            del self._store.email_tokens[digest]
+        return len(doomed)
 
 
 class InMemoryOutbox:
@@ -757,6 +778,9 @@ class InMemoryUnitOfWork(UnitOfWork):
                 store.sessions.pop(session_id, None)
         store.retired = {h: sid for h, sid in store.retired.items() if sid in store.sessions}
         store.retired |= {h: sid for h, sid in working.retired.items() if sid in store.sessions}
+        cutoff = self.events.deleted_anonymous_before
+        if cutoff is not None:
+            store.events = [e for e in store.events if e.event.user_id is not None or e.event.at >= cutoff]
         for event in self.events.pending():
             append_event(store, event)
         for digest in self._tokens_at_start - set(working.email_tokens):  # taken or deleted here

@@ -37,6 +37,12 @@ class TokenPurpose(Enum):
         return str(self.value)
 
 
+def _roles(value: object) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(name, str) for name in value):
+        raise ValueError("roles is a list of names")
+    return tuple(value)
+
+
 class JoseAccessTokenService:
     """Issues and verifies access tokens. See docs/adr/0003-python-jose-pinned-es256.md for the hardening.
 
@@ -144,6 +150,8 @@ class JoseAccessTokenService:
                 expires_at=datetime.fromtimestamp(int(claims["exp"]), UTC),
                 amr=tuple(AuthMethod(method) for method in claims["amr"]),
                 auth_time=datetime.fromtimestamp(int(claims["auth_time"]), UTC),
+                issued_at=datetime.fromtimestamp(int(claims["iat"]), UTC),
+                roles=_roles(claims.get("roles", [])),
             )
         except (KeyError, ValueError, TypeError, AttributeError, OverflowError):
             raise InvalidAccessToken() from None

@@ -40,6 +40,7 @@ class RateRule(StrEnum):
     EMAIL_CHANGES_PER_USER = "email_changes_per_user"
     MFA_CHANGES_PER_USER = "mfa_changes_per_user"
     ADMIN_REQUESTS_PER_ACTOR = "admin_requests_per_actor"
+    DATA_EXPORTS_PER_USER = "data_exports_per_user"
 
 
 _MINUTE, _QUARTER, _HOUR = timedelta(minutes=1), timedelta(minutes=15), timedelta(hours=1)
@@ -64,6 +65,7 @@ DEFAULT_RATES: Final[Mapping[RateRule, Rate]] = MappingProxyType(
         RateRule.EMAIL_CHANGES_PER_USER: Rate(5, _HOUR),
         RateRule.MFA_CHANGES_PER_USER: Rate(10, _QUARTER),
         RateRule.ADMIN_REQUESTS_PER_ACTOR: Rate(300, _MINUTE),
+        RateRule.DATA_EXPORTS_PER_USER: Rate(3, _HOUR),
     }
 )
 

@@ -297,3 +297,29 @@ class ChangeRoleByEmail:
     email: str
     role: str
     grant: bool
+
+
+# --- privacy and integration ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExportData:
+    """``password`` None: the calling session must have signed in recently (GET); else it is checked (POST)."""
+
+    user_id: UserId
+    session_id: SessionId
+    password: str | None = field(default=None, repr=False)
+    client: ClientInfo = ClientInfo()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RestoreAccount:
+    token: str = field(repr=False)
+    client: ClientInfo = ClientInfo()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IntrospectToken:
+    token: str = field(repr=False)
+    client_id: str | None
+    client_secret: str | None = field(repr=False)

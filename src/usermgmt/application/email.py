@@ -33,6 +33,7 @@ LINK_PATHS: Final[Mapping[EmailTokenPurpose, str]] = {
     EmailTokenPurpose.VERIFY: "/verify-email",
     EmailTokenPurpose.RESET: "/reset-password",
     EmailTokenPurpose.CHANGE_EMAIL: "/confirm-email",
+    EmailTokenPurpose.RESTORE: "/restore-account",
 }
 
 
@@ -52,6 +53,7 @@ class Template(StrEnum):
     MFA_DISABLED = "mfa_disabled"
     RECOVERY_CODES_REGENERATED = "recovery_codes_regenerated"
     RECOVERY_CODE_USED = "recovery_code_used"
+    ACCOUNT_DELETION_SCHEDULED = "account_deletion_scheduled"
     TEST = "test_email"
 
 
@@ -69,8 +71,11 @@ class EmailPolicy:
     password_reset_ttl: timedelta = timedelta(minutes=30)
     require_verified_email: bool = False
     notify_new_device: bool = True
+    deletion_grace_period: timedelta = timedelta(0)  # a restore link lives as long as the grace period
 
     def ttl(self, purpose: EmailTokenPurpose) -> timedelta:
+        if purpose is EmailTokenPurpose.RESTORE:
+            return self.deletion_grace_period
         return self.password_reset_ttl if purpose is EmailTokenPurpose.RESET else self.token_ttl
 
     def link(self, purpose: EmailTokenPurpose, token: str) -> str:

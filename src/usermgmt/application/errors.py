@@ -147,6 +147,26 @@ class LastAdmin(DomainError):
     default_detail = "This is the last active administrator: grant admin to another account first."
 
 
+class RecentSignInRequired(DomainError):
+    """The caller's session signed in too long ago for this: sign in again (or send the password, where a route
+    takes it). ``max_age`` is how recent the sign-in must be, in seconds."""
+
+    code = "recent_sign_in_required"
+    default_detail = "This needs a recent sign-in: sign in again, or send your password."
+
+    def __init__(self, *, max_age: int) -> None:
+        super().__init__(f"This needs a sign-in within the last {max_age // 60} minutes: sign in again, or send "
+                         "your password.")  # fmt: skip
+        self.members = {"max_age": max_age}
+
+
+class InvalidClient(DomainError):
+    """An introspection caller without valid HTTP Basic credentials of a listed client."""
+
+    code = "invalid_client"
+    default_detail = "Client authentication failed: send the HTTP Basic credentials of a configured client."
+
+
 class RateLimited(DomainError):
     code = "rate_limited"
     default_detail = "Too many attempts; try again later."

@@ -43,6 +43,9 @@ class UserRepository(Protocol):
     async def update(self, user: User) -> None:
         """Write back a user loaded through this repository. Raises: EmailTaken, UsernameTaken, ConcurrentUpdate."""
 
+    async def due_for_erasure(self, now: datetime, *, limit: int) -> Sequence[User]:
+        """Users whose deletion grace period ended at or before ``now``, the longest due first."""
+
     async def erase(self, user_id: UserId) -> Mapping[str, int]:
         """Delete the user and every row that belongs to them, wherever the storage keeps it (the users row,
         sessions, retired refresh tokens, security events, and whatever later holds account data); return how many
@@ -92,6 +95,10 @@ class EventRepository(Protocol):
 
     async def last_at(self, user_id: UserId, type: EventType) -> datetime | None:
         """When the user's newest event of ``type`` happened, if any is kept."""
+
+    async def delete_anonymous_before(self, cutoff: datetime) -> int:
+        """Delete the events that name no account (failed logins of unknown names, deletion marks, role changes)
+        from before ``cutoff``; return how many."""
 
 
 # A position in the user search, newest first: (created_at, id) of the last user of a page.
@@ -164,6 +171,9 @@ class EmailTokenRepository(Protocol):
 
     async def latest_for_user(self, user_id: UserId, purpose: EmailTokenPurpose) -> EmailToken | None:
         """The user's most recently created outstanding token of ``purpose``."""
+
+    async def delete_expired(self, now: datetime) -> int:
+        """Delete the tokens that expired at or before ``now``; return how many."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -335,6 +345,12 @@ class UnitOfWork(abc.ABC):
     async def record(self, event: SecurityEvent) -> None:
         await self.events.add(event)
         self._recorded.append(event)
+
+    async def try_lock(self, name: str) -> bool:
+        """Take the deployment-wide lock ``name`` until this transaction ends, if no other transaction (of any
+        process or instance) holds it; False, at once, if one does. The default, for a store with a single writer:
+        always True."""
+        return True
 
     async def commit(self) -> None:
         """Commit, then run the after-commit handlers. The unit of work stays open for more work."""
@@ -508,6 +524,8 @@ class AccessClaims:
     expires_at: datetime
     amr: tuple[AuthMethod, ...] = ()
     auth_time: datetime | None = None
+    issued_at: datetime | None = None
+    roles: tuple[str, ...] = ()
 
 
 class AccessTokenService(Protocol):

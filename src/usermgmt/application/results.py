@@ -122,6 +122,43 @@ class AdminUserView:
     mfa: MfaStatus | None = None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ErasureScheduled:
+    """A deletion within its grace period: the account is disabled now and erased at ``erasure_at``."""
+
+    user_id: UserId
+    erasure_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DataExport:
+    """Everything the service holds about an account, without a secret."""
+
+    exported_at: datetime
+    user: User
+    roles: tuple[str, ...]
+    mfa: MfaStatus
+    sessions: list[Session]
+    events: list[StoredEvent]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Introspection:
+    """RFC 7662's answer: ``active``, and for an active token what it says (None members are left out)."""
+
+    active: bool
+    sub: str | None = None
+    sid: str | None = None
+    exp: int | None = None
+    iat: int | None = None
+    iss: str | None = None
+    aud: str | None = None
+    amr: tuple[str, ...] | None = None
+    auth_time: int | None = None
+    roles: tuple[str, ...] | None = None
+    username: str | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class UserPage:
     items: list[AdminUserView]

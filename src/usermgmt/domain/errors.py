@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 
 class DomainError(Exception):
     """Base of every expected failure. ``code`` is stable; ``detail`` is safe to show to the client."""
@@ -37,6 +39,20 @@ class WeakPassword(DomainError):
 class UserInactive(DomainError):
     code = "account_disabled"
     default_detail = "This account is disabled."
+
+
+class AccountPendingDeletion(UserInactive):
+    """An account deleted within its grace period: it signs in again only once restored with the link it was sent.
+    ``erasure_at`` is when it will be erased."""
+
+    code = "account_pending_deletion"
+    default_detail = "This account is being deleted; follow the link in the deletion email to restore it."
+
+    def __init__(self, *, erasure_at: datetime) -> None:
+        super().__init__(f"This account will be erased at {erasure_at.isoformat(timespec='seconds')}; follow the link "
+                         "in the deletion email to restore it before then.")  # fmt: skip
+        self.erasure_at = erasure_at
+        self.members = {"erasure_at": erasure_at.isoformat().replace("+00:00", "Z")}
 
 
 class SessionExpired(DomainError):

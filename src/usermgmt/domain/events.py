@@ -41,6 +41,9 @@ class EventType(StrEnum):
     ROLE_CREATED = "role_created"
     ROLE_UPDATED = "role_updated"
     ROLE_DELETED = "role_deleted"
+    DATA_EXPORTED = "data_exported"
+    ACCOUNT_DELETION_SCHEDULED = "account_deletion_scheduled"
+    ACCOUNT_RESTORED = "account_restored"
 
 
 # Detail keys kept for operators only: never shown to the account's owner through the API.

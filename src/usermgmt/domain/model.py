@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Self
 
-from usermgmt.domain.errors import SameEmail, SessionExpired, UserInactive
+from usermgmt.domain.errors import AccountPendingDeletion, SameEmail, SessionExpired, UserInactive
 from usermgmt.domain.value_objects import (
     AuthMethod,
     Email,
@@ -42,6 +42,7 @@ class User:
     updated_at: datetime
     password_changed_at: datetime
     pending_email: Email | None = None  # an address change asked for, until confirmed from the new mailbox
+    erasure_at: datetime | None = None  # deleted within a grace period: erased then, unless restored before
 
     @classmethod
     def register(
@@ -68,8 +69,27 @@ class User:
         )
 
     def ensure_active(self) -> None:
-        """Raises: UserInactive."""
+        """Raises: AccountPendingDeletion (a deletion within its grace period), UserInactive."""
+        if self.erasure_at is not None:
+            raise AccountPendingDeletion(erasure_at=self.erasure_at)
         ensure_may_authenticate(is_active=self.is_active)
+
+    def schedule_erasure(self, *, now: datetime, at: datetime) -> None:
+        """A deletion with a grace period: sign-in stops now, the erasure comes ``at``, unless ``restore``d first.
+        The caller ends the sessions."""
+        self.is_active = False
+        self.erasure_at = at
+        self.updated_at = now
+
+    def restore(self, *, now: datetime) -> bool:
+        """Call off a scheduled erasure that is still ahead; return whether it was (False: none was scheduled, or
+        its time has come)."""
+        if self.erasure_at is None or now >= self.erasure_at:
+            return False
+        self.erasure_at = None
+        self.is_active = True
+        self.updated_at = now
+        return True
 
     def deactivate(self, *, now: datetime) -> bool:
         """Disable sign-in; return whether anything changed. The caller ends the account's sessions."""
@@ -80,10 +100,12 @@ class User:
         return True
 
     def reactivate(self, *, now: datetime) -> bool:
-        """Allow sign-in again; return whether anything changed."""
-        if self.is_active:
+        """Allow sign-in again (an administrator's: it also calls off a scheduled erasure); return whether anything
+        changed."""
+        if self.is_active and self.erasure_at is None:
             return False
         self.is_active = True
+        self.erasure_at = None
         self.updated_at = now
         return True
 

@@ -30,6 +30,7 @@ class EmailTokenPurpose(StrEnum):
     VERIFY = "verify"
     RESET = "reset"
     CHANGE_EMAIL = "change_email"
+    RESTORE = "restore"  # undo a deletion within its grace period
 
 
 EMAIL_MAX_LENGTH = 254

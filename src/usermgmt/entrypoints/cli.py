@@ -173,6 +173,40 @@ def _send_test_email(args: argparse.Namespace) -> int:
     return 0
 
 
+def _maintenance(args: argparse.Namespace) -> int:
+    """One maintenance run now (``--once``), or one every ``USERMGMT_MAINTENANCE_INTERVAL`` until interrupted."""
+    import asyncio
+
+    from usermgmt.application.maintenance import MaintenanceHandler, MaintenanceReport
+    from usermgmt.domain.errors import DomainError
+    from usermgmt.entrypoints.logging import configure_logging
+
+    configure_logging("info")
+    settings = load_settings()
+    if settings is None:
+        return 1
+
+    async def run(container: Any) -> MaintenanceReport:
+        handler: MaintenanceHandler = container.maintenance()
+        while True:
+            report = await handler()
+            if args.once:
+                return report
+            await asyncio.sleep(settings.privacy.maintenance_interval.total_seconds())
+
+    try:
+        report = _with_container(settings, run)
+    except DomainError as error:
+        return _fail(f"maintenance failed ({error.code}): {error.detail}")
+    except CommandFailed as error:
+        return _fail(f"maintenance failed: {error}")
+    if not report.ran:
+        print("maintenance skipped: another process holds the maintenance lock")  # noqa: T201 - the output
+        return 0
+    print("maintenance removed " + ", ".join(f"{n} {what}" for what, n in report.counts().items()))  # noqa: T201
+    return 0
+
+
 def _fail(message: str) -> int:
     print(message, file=sys.stderr)  # noqa: T201 - the command's output
     return 1
@@ -403,6 +437,14 @@ def build_parser() -> argparse.ArgumentParser:
     roles.add_argument("email", metavar="EMAIL")
     roles.add_argument("role", metavar="ROLE")
     roles.set_defaults(func=_change_role)
+
+    maintenance = sub.add_parser(
+        "maintenance",
+        help="purge expired sessions, links and challenges, erase accounts whose grace period ended, drop old "
+        "anonymous events (the server runs it every USERMGMT_MAINTENANCE_INTERVAL)",
+    )
+    maintenance.add_argument("--once", action="store_true", help="one run, then exit (default: run every interval)")
+    maintenance.set_defaults(func=_maintenance)
 
     users = sub.add_parser("users", help="list accounts")
     users_sub = users.add_subparsers(dest="users_command", required=True)

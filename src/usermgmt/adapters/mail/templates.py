@@ -38,6 +38,12 @@ EXAMPLE_CONTEXTS: Final[Mapping[Template, Mapping[str, Any]]] = {
     Template.MFA_DISABLED: _DEVICE,
     Template.RECOVERY_CODES_REGENERATED: _DEVICE,
     Template.RECOVERY_CODE_USED: {"codes_left": 9, **_DEVICE},
+    Template.ACCOUNT_DELETION_SCHEDULED: {
+        "link": "http://localhost:3000/restore-account?token=EXAMPLE",
+        "erasure_at": "2026-12-16T15:46:22+00:00",
+        **_LINK,
+        **_DEVICE,
+    },
     Template.TEST: {"at": _AT},
 }
 

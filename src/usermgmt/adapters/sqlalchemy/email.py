@@ -76,6 +76,10 @@ class SqlAlchemyEmailTokenRepository:
         row = (await self._connection.execute(statement)).first()
         return _token_from_row(row) if row is not None else None
 
+    async def delete_expired(self, now: datetime) -> int:
+        result = await self._connection.execute(delete(email_tokens).where(email_tokens.c.expires_at <= now))
+        return int(result.rowcount)
+
 
 def new_message_id(domain: str) -> str:
     """A globally unique Message-ID (RFC 5322 msg-id) under ``domain``."""

@@ -69,6 +69,7 @@ def user_from_row(row: Row[Any]) -> User:
         updated_at=row.updated_at,
         password_changed_at=row.password_changed_at,
         pending_email=trusted(Email, row.pending_email) if row.pending_email is not None else None,
+        erasure_at=row.erasure_at,
     )
 
 
@@ -93,6 +94,7 @@ def _user_values(user: User) -> dict[str, Any]:
         "updated_at": user.updated_at,
         "password_changed_at": user.password_changed_at,
         "pending_email": user.pending_email.value if user.pending_email else None,
+        "erasure_at": user.erasure_at,
     }
 
 
@@ -133,6 +135,12 @@ class SqlAlchemyUserRepository:
         if result.rowcount != 1:
             raise ConcurrentUpdate()
         self._versions[user.id] = version + 1
+
+    async def due_for_erasure(self, now: datetime, *, limit: int) -> Sequence[User]:
+        rows = await self._connection.execute(
+            select(users).where(users.c.erasure_at <= now).order_by(users.c.erasure_at).limit(limit)
+        )
+        return [user_from_row(row) for row in rows]
 
     async def erase(self, user_id: UserId) -> Mapping[str, int]:
         """Walk ``PERSONAL_DATA`` backwards (what a user owns before the user) and delete each entry's rows."""
@@ -330,6 +338,12 @@ class SqlAlchemyEventRepository:
             statement = statement.where(security_events.c.id < before)
         rows = await self._connection.execute(statement.order_by(security_events.c.id.desc()).limit(limit))
         return [_stored_event(row) for row in rows]
+
+    async def delete_anonymous_before(self, cutoff: datetime) -> int:
+        result = await self._connection.execute(
+            delete(security_events).where(security_events.c.user_id.is_(None), security_events.c.at < cutoff)
+        )
+        return int(result.rowcount)
 
     async def last_at(self, user_id: UserId, type: EventType) -> datetime | None:
         statement = select(func.max(security_events.c.at)).where(

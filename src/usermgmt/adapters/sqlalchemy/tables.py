@@ -77,6 +77,8 @@ users = Table(
     Column("password_changed_at", UTCDateTime, nullable=False),
     Column("version", Integer, nullable=False),
     Column("pending_email", String(254), nullable=True),  # asked for, not yet confirmed from its mailbox
+    Column("erasure_at", UTCDateTime, nullable=True),  # deleted within a grace period: erased then
+    Index("ix_users_erasure_at", "erasure_at"),
 )
 
 sessions = Table(

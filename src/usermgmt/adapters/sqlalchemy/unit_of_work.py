@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable
 
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -84,6 +86,18 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
         self.known_devices = SqlAlchemyKnownDeviceRepository(self._connection)
         self.mfa = SqlAlchemyMfaRepository(self._connection)
         self.roles = SqlAlchemyRoleRepository(self._connection)
+
+    async def try_lock(self, name: str) -> bool:
+        """PostgreSQL: a transaction-level advisory lock keyed by ``name``'s hash (``pg_try_advisory_xact_lock``),
+        released at commit or rollback. SQLite has one writer at a time: taking its write lock (a no-op write)
+        waits for the other writer instead, so the answer there is always True."""
+        if self._connection is None:
+            raise RuntimeError("try_lock() outside 'async with'")
+        if self._connection.dialect.name != "postgresql":
+            return True
+        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+        result = await self._connection.execute(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": key})
+        return bool(result.scalar_one())
 
     async def _end(self, error: BaseException | None) -> None:
         try:

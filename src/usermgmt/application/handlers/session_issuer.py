@@ -24,7 +24,7 @@ from usermgmt.application.ports import (
     UnitOfWork,
 )
 from usermgmt.application.results import FurtherStepRequired, SignedIn, SignInResult, TokenPair
-from usermgmt.domain.errors import DomainError, UserInactive
+from usermgmt.domain.errors import AccountPendingDeletion, DomainError, UserInactive
 from usermgmt.domain.events import EventType
 from usermgmt.domain.model import Session, User
 
@@ -49,7 +49,12 @@ class SessionIssuer:
     notice for one not seen lately, so every first factor gets it.
     """
 
-    raises: ClassVar[tuple[type[DomainError], ...]] = (InvalidCredentials, UserInactive, EmailNotVerified)
+    raises: ClassVar[tuple[type[DomainError], ...]] = (
+        InvalidCredentials,
+        UserInactive,
+        AccountPendingDeletion,
+        EmailNotVerified,
+    )
 
     def __init__(
         self,
@@ -85,6 +90,9 @@ class SessionIssuer:
                 raise InvalidCredentials()
             try:
                 user.ensure_active()
+            except AccountPendingDeletion:
+                await self._refuse(user, client, reason="pending_deletion")
+                raise
             except UserInactive:
                 await self._refuse(user, client, reason="account_disabled")
                 raise

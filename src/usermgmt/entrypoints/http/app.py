@@ -15,7 +15,7 @@ from usermgmt.entrypoints.http.dependencies import LOGIN_PATH
 from usermgmt.entrypoints.http.errors import install_error_handlers
 from usermgmt.entrypoints.http.middleware import ProblemCORSMiddleware, RequestContextMiddleware, RequestGuardMiddleware
 from usermgmt.entrypoints.http.openapi import install_openapi
-from usermgmt.entrypoints.http.routers import admin, auth, meta, mfa, users
+from usermgmt.entrypoints.http.routers import admin, auth, meta, mfa, oauth, users
 from usermgmt.entrypoints.http.schemas import LoginForm, LoginIn, Problem
 
 # The response headers a browser client may read: what it acts on besides the body.
@@ -45,6 +45,7 @@ def create_app(container: Container | None = None) -> FastAPI:
         gc.collect()
         gc.freeze()  # what start-up built lives as long as the process: keep it out of every later collection
         worker.start()  # delivers the outbox in the background, in every server process
+        container.maintenance_loop().start()  # every process; one run per interval does the work (the lock)
         try:
             yield
         finally:
@@ -64,9 +65,14 @@ def create_app(container: Container | None = None) -> FastAPI:
     app.include_router(users.router)
     app.include_router(mfa.router)
     app.include_router(admin.router)
+    app.include_router(oauth.router)
     app.include_router(meta.router)
     install_openapi(app, requests=(LoginIn, LoginForm), responses=(Problem,))  # referenced by name only
-    app.add_middleware(RequestGuardMiddleware, max_body_bytes=settings.http.max_body_bytes, form_paths=[LOGIN_PATH])
+    app.add_middleware(
+        RequestGuardMiddleware,
+        max_body_bytes=settings.http.max_body_bytes,
+        form_paths=[LOGIN_PATH, oauth.INTROSPECT_PATH],
+    )
     if settings.http.cors_origins:
         app.add_middleware(
             ProblemCORSMiddleware,

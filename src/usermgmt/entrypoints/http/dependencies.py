@@ -18,6 +18,7 @@ from usermgmt.application.handlers.email_address import (
     ResendVerificationHandler,
     VerifyEmailHandler,
 )
+from usermgmt.application.handlers.introspect import IntrospectTokenHandler
 from usermgmt.application.handlers.login import LoginHandler
 from usermgmt.application.handlers.logout import LogoutHandler
 from usermgmt.application.handlers.mfa import (
@@ -29,6 +30,7 @@ from usermgmt.application.handlers.mfa import (
     StartTotpEnrolmentHandler,
 )
 from usermgmt.application.handlers.password_reset import ForgotPasswordHandler, ResetPasswordHandler
+from usermgmt.application.handlers.privacy import ExportDataHandler, RestoreAccountHandler
 from usermgmt.application.handlers.refresh_session import RefreshSessionHandler
 from usermgmt.application.handlers.register_user import RegisterUserHandler
 from usermgmt.application.handlers.sessions import ListEventsHandler, ListSessionsHandler, RevokeSessionHandler
@@ -73,6 +75,9 @@ ConfirmTotp = Annotated[ConfirmTotpEnrolmentHandler, provided("confirm_totp")]
 DisableTotp = Annotated[DisableTotpHandler, provided("disable_totp")]
 RegenerateRecoveryCodes = Annotated[RegenerateRecoveryCodesHandler, provided("regenerate_recovery_codes")]
 LoginMfa = Annotated[LoginMfaHandler, provided("login_mfa")]
+ExportData = Annotated[ExportDataHandler, provided("export_data")]
+RestoreAccount = Annotated[RestoreAccountHandler, provided("restore_account")]
+Introspect = Annotated[IntrospectTokenHandler, provided("introspect")]
 
 
 class BearerPrincipal(OAuth2PasswordBearer):

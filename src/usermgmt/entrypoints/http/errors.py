@@ -19,6 +19,7 @@ from usermgmt.application.errors import (
     EmailTaken,
     InsufficientPermission,
     InvalidAccessToken,
+    InvalidClient,
     InvalidCredentials,
     InvalidCursor,
     InvalidEmailToken,
@@ -32,6 +33,7 @@ from usermgmt.application.errors import (
     MfaRequired,
     NoPendingEnrolment,
     RateLimited,
+    RecentSignInRequired,
     RoleExists,
     RoleNotFound,
     ServiceUnavailable,
@@ -42,6 +44,7 @@ from usermgmt.application.errors import (
 )
 from usermgmt.application.handlers.authenticate import AuthenticateHandler
 from usermgmt.domain.errors import (
+    AccountPendingDeletion,
     DomainError,
     InvalidEmail,
     InvalidFullName,
@@ -98,6 +101,9 @@ ERROR_STATUS: Final[Mapping[type[DomainError], int]] = {
     UnknownRole: 422,
     InvalidRoleName: 422,
     InvalidCursor: 422,
+    RecentSignInRequired: 403,
+    InvalidClient: 401,
+    AccountPendingDeletion: 403,
 }
 
 # Codes for the framework's own HTTP errors (routing, methods, the body middleware).
@@ -162,7 +168,9 @@ async def handle_domain_error(request: Request, error: Exception) -> JSONRespons
         logger.error("domain error %s has no status in ERROR_STATUS", type(error).__qualname__, exc_info=error)
         return _internal_error()
     headers: dict[str, str] = {}
-    if status == 401 and not isinstance(error, InvalidMfaToken):
+    if isinstance(error, InvalidClient):
+        headers["WWW-Authenticate"] = 'Basic realm="usermgmt", charset="UTF-8"'
+    elif status == 401 and not isinstance(error, InvalidMfaToken):
         headers["WWW-Authenticate"] = (
             'Bearer error="invalid_token"' if isinstance(error, InvalidAccessToken) else "Bearer"
         )

@@ -265,6 +265,67 @@ class AdminEventPageOut(BaseModel):
     next_cursor: str | None = Field(description="Pass as ?cursor= for the next (older) page; null at the end.")
 
 
+# --- privacy and integration ---------------------------------------------------------------------------------------
+
+
+class ErasureScheduledOut(BaseModel):
+    erasure_at: datetime = Field(description="When the account will be erased, unless restored with the emailed link.")
+
+
+class ExportProfileOut(BaseModel):
+    id: UUID
+    email: str
+    username: str | None
+    full_name: str | None
+    email_verified: bool
+    is_active: bool
+    created_at: datetime
+    updated_at: datetime
+    password_changed_at: datetime
+    pending_email: str | None
+
+
+class ExportSessionOut(BaseModel):
+    id: UUID
+    amr: list[str]
+    authenticated_at: datetime
+    created_at: datetime
+    last_used_at: datetime
+    expires_at: datetime
+    user_agent: str | None
+    ip: str | None
+
+
+class ExportOut(BaseModel):
+    """docs/schemas/export-v1.schema.json: everything the service holds about the account, without a secret."""
+
+    format: Literal["usermgmt.export"] = "usermgmt.export"
+    version: Literal[1] = 1
+    exported_at: datetime
+    profile: ExportProfileOut
+    roles: list[str]
+    two_factor: MfaStatusOut
+    sessions: list[ExportSessionOut]
+    security_events: list[EventOut]
+
+
+class IntrospectionOut(BaseModel):
+    """RFC 7662 2.2. An inactive token gets ``{"active": false}`` and nothing else."""
+
+    active: bool
+    token_type: Literal["access_token"] | None = None
+    sub: str | None = None
+    sid: str | None = None
+    exp: int | None = None
+    iat: int | None = None
+    iss: str | None = None
+    aud: str | None = None
+    amr: list[str] | None = None
+    auth_time: int | None = None
+    roles: list[str] | None = Field(None, description="The roles the token names (as fresh as the token).")
+    username: str | None = None
+
+
 class FieldError(BaseModel):
     loc: list[str | int]
     msg: str

@@ -17,6 +17,7 @@ from usermgmt.application.handlers.login import LoginHandler
 from usermgmt.application.handlers.logout import LogoutHandler
 from usermgmt.application.handlers.mfa import LoginMfaHandler
 from usermgmt.application.handlers.password_reset import ForgotPasswordHandler, ResetPasswordHandler
+from usermgmt.application.handlers.privacy import RestoreAccountHandler
 from usermgmt.application.handlers.refresh_session import RefreshSessionHandler
 from usermgmt.application.handlers.register_user import RegisterUserHandler
 from usermgmt.application.results import FurtherStepRequired
@@ -216,4 +217,17 @@ async def confirm_email_change(body: EmailTokenIn, handler: deps.ConfirmEmailCha
     """Finish an address change with the token of the link sent to the new address: the account moves to it,
     verified, and the old address is told."""
     await handler(commands.ConfirmEmailChange(token=body.token, client=client))
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/account/restore",
+    operation_id="auth_account_restore",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(RestoreAccountHandler, body=True),
+)
+async def restore_account(body: EmailTokenIn, handler: deps.RestoreAccount, client: deps.Client) -> Response:
+    """Undo a deletion within its grace period, with the token of the link the deletion sent
+    (``{FRONTEND_URL}/restore-account?token=…``). The account is active again; sign in again."""
+    await handler(commands.RestoreAccount(token=body.token, client=client))
     return Response(status_code=status.HTTP_204_NO_CONTENT)

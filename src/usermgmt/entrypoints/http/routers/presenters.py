@@ -6,14 +6,17 @@ from uuid import UUID
 
 from usermgmt.application.results import (
     AdminUserView,
+    DataExport,
     DeletionReceipt,
     EventPage,
+    Introspection,
     MfaStatus,
     Principal,
     SessionView,
     TokenPair,
     UserPage,
 )
+from usermgmt.domain.events import StoredEvent
 from usermgmt.domain.model import User
 from usermgmt.domain.roles import Role
 from usermgmt.entrypoints.http.schemas import (
@@ -25,6 +28,10 @@ from usermgmt.entrypoints.http.schemas import (
     ErasedOut,
     EventOut,
     EventPageOut,
+    ExportOut,
+    ExportProfileOut,
+    ExportSessionOut,
+    IntrospectionOut,
     MfaStatusOut,
     RoleOut,
     SessionOut,
@@ -88,20 +95,22 @@ def receipt_out(receipt: DeletionReceipt) -> DeletionReceiptOut:
     )
 
 
+def event_out(stored: StoredEvent) -> EventOut:
+    """An event as its account's owner sees it."""
+    return EventOut(
+        id=str(stored.id),
+        type=stored.event.type.value,
+        at=stored.event.at,
+        ip=stored.event.ip,
+        user_agent=stored.event.user_agent,
+        session_id=stored.event.session_id,
+        details=stored.event.public_details(),
+    )
+
+
 def event_page_out(page: EventPage) -> EventPageOut:
     return EventPageOut(
-        items=[
-            EventOut(
-                id=str(stored.id),
-                type=stored.event.type.value,
-                at=stored.event.at,
-                ip=stored.event.ip,
-                user_agent=stored.event.user_agent,
-                session_id=stored.event.session_id,
-                details=stored.event.public_details(),
-            )
-            for stored in page.items
-        ],
+        items=[event_out(stored) for stored in page.items],
         next_cursor=str(page.next_before) if page.next_before is not None else None,
     )
 
@@ -158,4 +167,51 @@ def admin_event_page_out(page: EventPage) -> AdminEventPageOut:
             for stored in page.items
         ],
         next_cursor=str(page.next_before) if page.next_before is not None else None,
+    )
+
+
+def export_out(export: DataExport) -> ExportOut:
+    user = export.user
+    return ExportOut(
+        exported_at=export.exported_at,
+        profile=ExportProfileOut(
+            **user_out(user).model_dump(exclude={"pending_email"}),
+            password_changed_at=user.password_changed_at,
+            pending_email=user.pending_email.value if user.pending_email else None,
+        ),
+        roles=list(export.roles),
+        two_factor=mfa_status_out(export.mfa),
+        sessions=[
+            ExportSessionOut(
+                id=s.id,
+                amr=[method.value for method in s.amr],
+                authenticated_at=s.authenticated_at,
+                created_at=s.created_at,
+                last_used_at=s.last_used_at,
+                expires_at=s.expires_at,
+                user_agent=s.user_agent,
+                ip=s.ip,
+            )
+            for s in export.sessions
+        ],
+        security_events=[event_out(stored) for stored in export.events],
+    )
+
+
+def introspection_out(result: Introspection) -> IntrospectionOut:
+    if not result.active:
+        return IntrospectionOut(active=False)
+    return IntrospectionOut(
+        active=True,
+        token_type="access_token",  # noqa: S106 - a token type, not a secret
+        sub=result.sub,
+        sid=result.sid,
+        exp=result.exp,
+        iat=result.iat,
+        iss=result.iss,
+        aud=result.aud,
+        amr=list(result.amr or ()),
+        auth_time=result.auth_time,
+        roles=list(result.roles or ()),
+        username=result.username,
     )

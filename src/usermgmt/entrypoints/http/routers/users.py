@@ -6,19 +6,23 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Response, status
+from fastapi.responses import JSONResponse
 
 from usermgmt.application import commands
 from usermgmt.application.handlers.change_password import ChangePasswordHandler
 from usermgmt.application.handlers.delete_account import DeleteAccountHandler
 from usermgmt.application.handlers.email_address import RequestEmailChangeHandler, ResendVerificationHandler
+from usermgmt.application.handlers.privacy import ExportDataHandler
 from usermgmt.application.handlers.sessions import ListEventsHandler, ListSessionsHandler, RevokeSessionHandler
 from usermgmt.application.handlers.update_profile import UpdateProfileHandler
+from usermgmt.application.results import ErasureScheduled
 from usermgmt.domain.errors import InvalidEmail, InvalidFullName, InvalidUsername, WeakPassword
 from usermgmt.domain.value_objects import SessionId
 from usermgmt.entrypoints.http import dependencies as deps
 from usermgmt.entrypoints.http.errors import field_errors, problem_responses
 from usermgmt.entrypoints.http.routers.presenters import (
     event_page_out,
+    export_out,
     principal_out,
     receipt_out,
     session_out,
@@ -31,7 +35,10 @@ from usermgmt.entrypoints.http.schemas import (
     DeletionReceiptOut,
     EmailChangeIn,
     EmailSentOut,
+    ErasureScheduledOut,
     EventPageOut,
+    ExportOut,
+    PasswordIn,
     ProfilePatch,
     SessionOut,
     UserOut,
@@ -139,18 +146,75 @@ async def change_password(
     "",
     operation_id="users_me_delete",
     response_model=DeletionReceiptOut,
-    responses=problem_responses(DeleteAccountHandler, body=True, bearer=True),
+    responses={
+        status.HTTP_202_ACCEPTED: {
+            "model": ErasureScheduledOut,
+            "description": "With USERMGMT_DELETION_GRACE_PERIOD: disabled now, erased at erasure_at.",
+        },
+        **problem_responses(DeleteAccountHandler, body=True, bearer=True),
+    },
 )
 async def delete_me(
     body: DeleteAccountIn, principal: deps.CurrentPrincipal, handler: deps.DeleteAccount, client: deps.Client
-) -> DeletionReceiptOut:
-    """Erase the account and everything that names it. The answer is a receipt of what was erased."""
-    receipt = await handler(
+) -> DeletionReceiptOut | JSONResponse:
+    """Erase the account and everything that names it; the answer (200) is a receipt of what was erased.
+
+    With a deletion grace period configured, the account is disabled and signed out everywhere at once, and erased
+    at the end of the period (202 ``{erasure_at}``) unless the link sent to its address restores it first."""
+    result = await handler(
         commands.DeleteAccount(
             user_id=principal.user_id, session_id=principal.session_id, password=body.password, client=client
         )
     )
-    return receipt_out(receipt)
+    if isinstance(result, ErasureScheduled):
+        scheduled = ErasureScheduledOut(erasure_at=result.erasure_at)
+        return JSONResponse(scheduled.model_dump(mode="json"), status_code=status.HTTP_202_ACCEPTED)
+    return receipt_out(result)
+
+
+EXPORT_DISPOSITION = 'attachment; filename="usermgmt-export.json"'
+
+
+@router.get(
+    "/export",
+    operation_id="users_me_export",
+    response_model=ExportOut,
+    responses=problem_responses(ExportDataHandler, bearer=True),
+)
+async def export_me(
+    response: Response, principal: deps.CurrentPrincipal, handler: deps.ExportData, client: deps.Client
+) -> ExportOut:
+    """Everything the service holds about the caller, as a download (docs/schemas/export-v1.schema.json). Needs a
+    sign-in of this session within the last 10 minutes (403 ``recent_sign_in_required`` otherwise: sign in again,
+    or use the POST variant with the password). 3 an hour."""
+    export = await handler(
+        commands.ExportData(user_id=principal.user_id, session_id=principal.session_id, client=client)
+    )
+    response.headers["Content-Disposition"] = EXPORT_DISPOSITION
+    return export_out(export)
+
+
+@router.post(
+    "/export",
+    operation_id="users_me_export_with_password",
+    response_model=ExportOut,
+    responses=problem_responses(ExportDataHandler, body=True, bearer=True),
+)
+async def export_me_with_password(
+    body: PasswordIn,
+    response: Response,
+    principal: deps.CurrentPrincipal,
+    handler: deps.ExportData,
+    client: deps.Client,
+) -> ExportOut:
+    """The export, with the current password instead of a recent sign-in (403 ``invalid_password`` when wrong)."""
+    export = await handler(
+        commands.ExportData(
+            user_id=principal.user_id, session_id=principal.session_id, password=body.password, client=client
+        )
+    )
+    response.headers["Content-Disposition"] = EXPORT_DISPOSITION
+    return export_out(export)
 
 
 @router.get(
