@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import csv
 import io
@@ -40,6 +41,7 @@ BIN = ROOT / ".venv" / "bin"
 LUA = ROOT / "bench" / "lua"
 RESULTS = ROOT / "bench-results"
 PASSWORD = "bench passphrase that is long enough"
+INTROSPECTION_CLIENT = ("bench", "a bench introspection secret")  # the introspect scenario's caller
 # Users 0-259 log in before the load and hold the sessions of the /me, refresh and PATCH scenarios; login.lua
 # logs in the users from this one on, so that its logins are real ones and not refused empty ones.
 FIRST_LOGIN_USER = 300
@@ -101,6 +103,7 @@ class Service:
             USERMGMT_RATE_LIMITS_ENABLED="false",
             USERMGMT_DATABASE_POOL_SIZE=os.environ.get("BENCH_POOL_SIZE", "20"),
             USERMGMT_DATABASE_PRINCIPAL_POOL_SIZE=os.environ.get("BENCH_POOL_SIZE", "20"),  # as measured before
+            USERMGMT_INTROSPECTION_CLIENTS=json.dumps({INTROSPECTION_CLIENT[0]: INTROSPECTION_CLIENT[1]}),
         )
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -428,7 +431,8 @@ def main() -> int:
         (workdir / "tokens").write_text("\n".join(tokens) + "\n")
         (workdir / "users").write_text("\n".join(emails[FIRST_LOGIN_USER:]) + "\n")
         lua_env = {"TOKENS_FILE": str(workdir / "tokens"), "USERS_FILE": str(workdir / "users"),
-                   "BENCH_PASSWORD": PASSWORD}  # fmt: skip
+                   "BENCH_PASSWORD": PASSWORD,
+                   "INTROSPECTION_BASIC_B64": base64.b64encode(":".join(INTROSPECTION_CLIENT).encode()).decode()}  # fmt: skip
         cores = os.cpu_count() or 1
         verify_seconds, hash_ceiling = limit_hash(args.rounds)
         meta.update(verify_ms=round(verify_seconds * 1000, 1), limit_hash_rps=round(hash_ceiling, 1))
@@ -443,6 +447,11 @@ def main() -> int:
                 me = wrk(service.base, "/", connections=connections, seconds=args.seconds, script="me.lua", env=lua_env)
                 ratio = me["rps"] / http["rps"]
                 rows.append(wrk_row(f"me {tag}", connections, me, f"{ratio:.0%} of limit-http"))
+                if connections == 50:
+                    solo_me = me["rps"]
+            introspect = wrk(service.base, "/", connections=50, seconds=args.seconds, script="introspect.lua",
+                             env=lua_env)  # fmt: skip
+            rows.append(wrk_row(f"introspect {tag}", 50, introspect, f"{introspect['rps'] / solo_me:.0%} of /me"))
             for connections in (cores, 2 * cores):  # the p50 target is at concurrency <= cores
                 login = wrk(service.base, "/", connections=connections, seconds=args.seconds, script="login.lua",
                             env=lua_env)  # fmt: skip
