@@ -61,11 +61,12 @@ def create_app(container: Container | None = None) -> FastAPI:
     app.state.container = container
     app.state.trusted_proxies = [ip_network(item, strict=False) for item in settings.http.trusted_proxies]
     install_error_handlers(app)
-    app.include_router(auth.router)
+    # Routes are matched in order: the hot ones (an internal service's introspection, the users' own routes) first.
+    app.include_router(oauth.router)
     app.include_router(users.router)
+    app.include_router(auth.router)
     app.include_router(mfa.router)
     app.include_router(admin.router)
-    app.include_router(oauth.router)
     app.include_router(meta.router)
     install_openapi(app, requests=(LoginIn, LoginForm), responses=(Problem,))  # referenced by name only
     app.add_middleware(

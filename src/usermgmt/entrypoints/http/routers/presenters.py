@@ -9,7 +9,6 @@ from usermgmt.application.results import (
     DataExport,
     DeletionReceipt,
     EventPage,
-    Introspection,
     MfaStatus,
     Principal,
     SessionView,
@@ -31,7 +30,6 @@ from usermgmt.entrypoints.http.schemas import (
     ExportOut,
     ExportProfileOut,
     ExportSessionOut,
-    IntrospectionOut,
     MfaStatusOut,
     RoleOut,
     SessionOut,
@@ -195,23 +193,4 @@ def export_out(export: DataExport) -> ExportOut:
             for s in export.sessions
         ],
         security_events=[event_out(stored) for stored in export.events],
-    )
-
-
-def introspection_out(result: Introspection) -> IntrospectionOut:
-    if not result.active:
-        return IntrospectionOut(active=False)
-    return IntrospectionOut(
-        active=True,
-        token_type="access_token",  # noqa: S106 - a token type, not a secret
-        sub=result.sub,
-        sid=result.sid,
-        exp=result.exp,
-        iat=result.iat,
-        iss=result.iss,
-        aud=result.aud,
-        amr=list(result.amr or ()),
-        auth_time=result.auth_time,
-        roles=list(result.roles or ()),
-        username=result.username,
     )
