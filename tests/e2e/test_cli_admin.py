@@ -1,4 +1,4 @@
-"""`usermgmt create-admin`, `usermgmt roles grant|revoke` and `usermgmt users list`: the real commands on SQLite,
+"""`usermgmt create-admin`, `roles grant|revoke`, `users list` and `maintenance --once`: the real commands on SQLite,
 as an operator runs them on a fresh install; every failure says why and exits non-zero."""
 
 from __future__ import annotations
@@ -139,3 +139,12 @@ def test_an_unmigrated_database_is_an_error_that_says_what_to_do(tmp_path: Path)
     assert done.returncode == 1
     assert "usermgmt migrate" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_maintenance_once_reports_what_it_removed(env: dict[str, str]) -> None:
+    done = usermgmt(env, "maintenance", "--once")
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == (
+        "maintenance removed 0 sessions, 0 mfa_challenges, 0 email_tokens, 0 erased_accounts, 0 anonymous_events"
+    )
