@@ -37,13 +37,13 @@ from usermgmt.application.errors import (
     UsernameTaken,
     UserNotFound,
 )
+from usermgmt.application.handlers.mfa import mfa_status
 from usermgmt.application.ports import Clock, IdGenerator, PasswordHasher, UnitOfWork, UserPageKey
 from usermgmt.application.results import (
     AdminUserView,
     DeletionReceipt,
     Erased,
     EventPage,
-    MfaStatus,
     SessionView,
     UserPage,
 )
@@ -167,17 +167,11 @@ class GetUserHandler:
 
 async def user_view(uow: UnitOfWork, user: User) -> AdminUserView:
     """``user`` with their roles, last sign-in and second-factor status, inside an open unit of work."""
-    credential = await uow.mfa.get_totp(user.id)
-    enabled = credential is not None and credential.enabled
     return AdminUserView(
         user=user,
         roles=await uow.roles.roles_of(user.id),
         last_sign_in_at=await uow.events.last_at(user.id, EventType.LOGIN_SUCCEEDED),
-        mfa=MfaStatus(
-            totp_enabled=enabled,
-            enabled_at=credential.confirmed_at if credential is not None and enabled else None,
-            recovery_codes_left=len(await uow.mfa.recovery_codes(user.id)) if enabled else 0,
-        ),
+        mfa=await mfa_status(uow, user.id),
     )
 
 

@@ -65,12 +65,19 @@ class GetMfaStatusHandler:
 
     async def __call__(self, cmd: commands.GetMfaStatus) -> MfaStatus:
         async with self._uow:
-            credential = await self._uow.mfa.get_totp(cmd.user_id)
-            enabled = credential is not None and credential.enabled
-            left = len(await self._uow.mfa.recovery_codes(cmd.user_id)) if enabled else 0
-        return MfaStatus(
-            totp_enabled=enabled, enabled_at=credential.confirmed_at if credential else None, recovery_codes_left=left
-        )
+            return await mfa_status(self._uow, cmd.user_id)
+
+
+async def mfa_status(uow: UnitOfWork, user_id: UserId) -> MfaStatus:
+    """The user's second-factor status (never a secret or a code), inside an open unit of work: the owner's view,
+    an administrator's and the data export's."""
+    credential = await uow.mfa.get_totp(user_id)
+    enabled = credential is not None and credential.enabled
+    return MfaStatus(
+        totp_enabled=enabled,
+        enabled_at=credential.confirmed_at if credential is not None and enabled else None,
+        recovery_codes_left=len(await uow.mfa.recovery_codes(user_id)) if enabled else 0,
+    )
 
 
 class StartTotpEnrolmentHandler:

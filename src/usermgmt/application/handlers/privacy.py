@@ -18,8 +18,9 @@ from usermgmt.application.errors import (
     ServiceUnavailable,
 )
 from usermgmt.application.handlers._shared import confirm_password, load_user
+from usermgmt.application.handlers.mfa import mfa_status
 from usermgmt.application.ports import Clock, PasswordHasher, UnitOfWork
-from usermgmt.application.results import DataExport, MfaStatus
+from usermgmt.application.results import DataExport
 from usermgmt.domain.errors import DomainError
 from usermgmt.domain.events import EventType, StoredEvent
 from usermgmt.domain.value_objects import EmailTokenPurpose, UserId
@@ -86,13 +87,7 @@ class ExportDataHandler:
             )
             sessions = [s for s in await self._uow.sessions.list_for_user(user.id) if not s.is_expired(now)]
             events = await _all_events(self._uow, user.id)
-            credential = await self._uow.mfa.get_totp(user.id)
-            enabled = credential is not None and credential.enabled
-            mfa = MfaStatus(
-                totp_enabled=enabled,
-                enabled_at=credential.confirmed_at if credential is not None and enabled else None,
-                recovery_codes_left=len(await self._uow.mfa.recovery_codes(user.id)) if enabled else 0,
-            )
+            mfa = await mfa_status(self._uow, user.id)
             roles = await self._uow.roles.roles_of(user.id)
             await self._uow.commit()
         return DataExport(exported_at=now, user=user, roles=roles, mfa=mfa, sessions=sessions, events=events)
