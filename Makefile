@@ -22,7 +22,7 @@ $(CURDIR)/.tools/bin/uv:
 
 # Everything, dev tools included (tests, lint, types); also satisfies the runtime stamp below.
 .venv/.synced: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen
+	$(UV) sync --frozen --all-extras
 	@touch $@ .venv/.synced-runtime
 
 # Only what serving needs. --inexact: dev tools already installed stay.

@@ -419,10 +419,16 @@ def main() -> int:
     service.env["USERMGMT_BCRYPT_ROUNDS"] = str(args.rounds)
     rows: list[Row] = []
     meta: dict[str, Any] = {}
+    metered: Service | None = None
     try:
         service.migrate()
         emails = asyncio.run(seed_users(database_url, args.users, args.rounds))
         service.start()
+        # The same service with its metrics on (issue 15), idle beside the first until its /me row: the cost of the
+        # metrics is the ratio of the two rows, measured back to back in every repeat.
+        metered = Service(database_url, data_dir, args.workers)
+        metered.env = {**service.env, "USERMGMT_METRICS_PORT": str(free_port())}
+        metered.start()
         print(f"service on {service.base}, {args.workers} workers, {len(emails)} users seeded", file=sys.stderr)
         pairs = asyncio.run(log_in(service.base, emails[:210], concurrency=2 * (os.cpu_count() or 1)))
         tokens = [p["access_token"] for p in pairs[:100]]
@@ -449,6 +455,10 @@ def main() -> int:
                 rows.append(wrk_row(f"me {tag}", connections, me, f"{ratio:.0%} of limit-http"))
                 if connections == 50:
                     solo_me = me["rps"]
+                    with_metrics = wrk(metered.base, "/", connections=50, seconds=args.seconds, script="me.lua",
+                                       env=lua_env)  # fmt: skip
+                    rows.append(wrk_row(f"me+metrics {tag}", 50, with_metrics,
+                                        f"{with_metrics['rps'] / solo_me:.0%} of /me without metrics"))  # fmt: skip
             introspect = wrk(service.base, "/", connections=50, seconds=args.seconds, script="introspect.lua",
                              env=lua_env)  # fmt: skip
             rows.append(wrk_row(f"introspect {tag}", 50, introspect, f"{introspect['rps'] / solo_me:.0%} of /me"))
@@ -485,6 +495,8 @@ def main() -> int:
         meta["worker_rss_mib"] = service.worker_rss_mib()
     finally:
         service.stop()
+        if metered is not None:
+            metered.stop()
         asyncio.run(drop_database(database_url))
         shutil.rmtree(data_dir, ignore_errors=True)
 

@@ -498,6 +498,42 @@ class PrivacySettings(Section):
         return value
 
 
+class ObservabilitySettings(Section):
+    """Prometheus metrics on a port of their own (never the API's), and how often the gauges read from the
+    database (KPIs, outbox backlog) are refreshed. Traces follow the standard ``OTEL_*`` variables instead
+    (``OTEL_EXPORTER_OTLP_ENDPOINT`` switches them on; see README)."""
+
+    metrics_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        validation_alias="metrics_port",
+        description="Port of GET /metrics (Prometheus); unset: no metrics endpoint.",
+    )
+    metrics_host: str = Field(
+        "127.0.0.1",
+        min_length=1,
+        validation_alias="metrics_host",
+        description="Address the metrics port listens on (0.0.0.0 in a container).",
+    )
+    metrics_dir: Path | None = Field(
+        None,
+        validation_alias="metrics_dir",
+        description="Folder shared by the workers' metric files (default data_dir/metrics); emptied at start.",
+    )
+    kpi_refresh_interval: timedelta = Field(
+        timedelta(minutes=1),
+        ge=timedelta(seconds=1),
+        le=timedelta(hours=1),
+        validation_alias="kpi_refresh_interval",
+        description="How often the KPI and outbox gauges are recomputed (ISO 8601 duration).",
+    )
+
+    @property
+    def metrics_enabled(self) -> bool:
+        return self.metrics_port is not None
+
+
 class Environment(StrEnum):
     """Where the service runs. Production refuses settings fit for development only."""
 
@@ -559,6 +595,7 @@ class Settings(BaseSettings):
     email: EmailSettings = Field(default_factory=EmailSettings)
     mfa: MfaSettings = Field(default_factory=MfaSettings)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
+    observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
     # Later sections go here: oauth: OAuthSettings.
 
     @classmethod

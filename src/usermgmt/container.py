@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import timedelta
 from email.utils import parseaddr
+from functools import partial
 
 from dependency_injector import containers, providers
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -15,6 +18,7 @@ from usermgmt.adapters.keys import KeyRing, load_keyring
 from usermgmt.adapters.mail.files import FileMailer
 from usermgmt.adapters.mail.smtp import SmtpMailer
 from usermgmt.adapters.mail.templates import JinjaEmailRenderer
+from usermgmt.adapters.metrics import Metrics, MetricsSampler, PoolStatus
 from usermgmt.adapters.pwned_passwords import PwnedPasswordsChecker
 from usermgmt.adapters.rate_limit import build_rate_limiter
 from usermgmt.adapters.refresh_tokens import SecretsRefreshTokenFactory
@@ -22,6 +26,7 @@ from usermgmt.adapters.sqlalchemy.email import DEFAULT_MESSAGE_ID_DOMAIN
 from usermgmt.adapters.sqlalchemy.engine import build_engine
 from usermgmt.adapters.sqlalchemy.fast_principals import AsyncpgPrincipalReader
 from usermgmt.adapters.sqlalchemy.health import SqlAlchemyHealthCheck
+from usermgmt.adapters.sqlalchemy.observability import OutboxBacklog, orm_pool_status
 from usermgmt.adapters.sqlalchemy.principals import SqlAlchemyPrincipalReader
 from usermgmt.adapters.sqlalchemy.unit_of_work import SqlAlchemyUnitOfWork
 from usermgmt.adapters.system import SystemClock, UuidV7Generator
@@ -62,11 +67,12 @@ from usermgmt.application.handlers.sessions import (
     PurgeExpiredSessionsHandler,
     RevokeSessionHandler,
 )
+from usermgmt.application.handlers.stats import StatsHandler
 from usermgmt.application.handlers.update_profile import UpdateProfileHandler
 from usermgmt.application.maintenance import MaintenanceHandler, MaintenanceLoop
 from usermgmt.application.mfa import Codes, MfaPolicy, TotpSecondFactor
 from usermgmt.application.outbox import Doorbell, OutboxWorker
-from usermgmt.application.ports import EventDispatcher, Mailer, PrincipalReader
+from usermgmt.application.ports import Clock, EventDispatcher, EventHandler, Mailer, PrincipalReader
 from usermgmt.application.screening import PasswordScreen
 from usermgmt.config import Environment, Settings
 from usermgmt.domain.password_policy import PasswordPolicy
@@ -172,11 +178,64 @@ def introspection_clients_from(settings: Settings) -> IntrospectionClients:
     )
 
 
+KPI_DAY = timedelta(days=1)  # the window of the rate gauges (registrations, sign-in success and latency)
+KPI_MONTH = timedelta(days=30)  # the window of the slow ones (retention, reset time, deletions)
+
+
+def metrics_from(settings: Settings) -> Metrics | None:
+    """The metric families when ``USERMGMT_METRICS_PORT`` is set; otherwise nothing is counted at all."""
+    return Metrics() if settings.observability.metrics_enabled else None
+
+
+def after_commit_from(metrics: Metrics | None) -> list[EventHandler]:
+    """What follows a commit: the audit log line of each security event, and its count in the metrics."""
+    return [log_committed] if metrics is None else [log_committed, metrics.count_committed]
+
+
+def email_outcomes_to(metrics: Metrics | None) -> Callable[[str], None] | None:
+    return metrics.email_outcome if metrics is not None else None
+
+
+def metrics_sampler_from(
+    settings: Settings,
+    metrics: Metrics | None,
+    engine: AsyncEngine,
+    principals: PrincipalReader,
+    access_tokens: JoseAccessTokenService,
+    clock: Clock,
+    stats: Callable[[], StatsHandler],
+) -> MetricsSampler | None:
+    """The background sampling of pools, caches and database-read gauges, when metrics are on."""
+    if metrics is None:
+        return None
+    pools: dict[str, Callable[[], PoolStatus]] = {"orm": partial(orm_pool_status, engine)}
+    if isinstance(principals, AsyncpgPrincipalReader):
+        pools["principal"] = lambda: PoolStatus(*principals.pool_counts())
+    backlog = OutboxBacklog(engine)
+
+    async def refresh() -> None:
+        count, oldest = await backlog()
+        now = clock.now()
+        metrics.outbox_backlog.set(count)
+        metrics.outbox_oldest_age.set(max(0.0, (now - oldest).total_seconds()) if oldest else 0.0)
+        kpis = stats()
+        metrics.show_stats(await kpis.compute(now - KPI_DAY, now), await kpis.compute(now - KPI_MONTH, now))
+
+    return MetricsSampler(
+        metrics,
+        pools=pools,
+        token_cache=access_tokens.cache_counts,
+        refresh=refresh,
+        refresh_interval=settings.observability.kpi_refresh_interval.total_seconds(),
+    )
+
+
 class Container(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
 
     # Infrastructure
     engine = providers.Singleton(build_engine, settings)
+    metrics = providers.Singleton(metrics_from, settings)
     keyring = providers.Singleton(keyring_from, settings)
     clock = providers.Singleton(SystemClock)
     ids = providers.Singleton(UuidV7Generator)
@@ -184,6 +243,7 @@ class Container(containers.DeclarativeContainer):
         PasslibPasswordHasher,
         rounds=settings.provided.passwords.bcrypt_rounds,
         workers=settings.provided.passwords.hash_workers,
+        metrics=metrics,
     )
     access_tokens = providers.Singleton(
         JoseAccessTokenService,
@@ -203,8 +263,8 @@ class Container(containers.DeclarativeContainer):
     rate_limiter = providers.Singleton(build_rate_limiter, settings.provided.rate_limits.redis_url)
     rate_limit_policy = providers.Singleton(rate_limit_policy_from, settings)
     throttle = providers.Singleton(Throttle, limiter=rate_limiter, policy=rate_limit_policy)
-    # What follows a commit: the audit log line of each security event.
-    dispatcher = providers.Singleton(EventDispatcher, after_commit=providers.List(providers.Object(log_committed)))
+    # What follows a commit: the audit log line of each security event (and its count, with metrics on).
+    dispatcher = providers.Singleton(EventDispatcher, after_commit=providers.Callable(after_commit_from, metrics))
     # Rung by a commit that queued mail: the outbox worker of this process delivers at once instead of at its poll.
     mail_doorbell = providers.Singleton(Doorbell)
     uow = providers.Factory(
@@ -232,6 +292,7 @@ class Container(containers.DeclarativeContainer):
         sender=settings.provided.email.email_from,
         doorbell=mail_doorbell,
         send_timeout=providers.Callable(send_timeout_from, settings),
+        on_outcome=providers.Callable(email_outcomes_to, metrics),
     )
     devices = providers.Singleton(
         KnownDevices,
@@ -385,6 +446,11 @@ class Container(containers.DeclarativeContainer):
     admin_update_role = providers.Factory(admin.UpdateRoleHandler, uow=uow, clock=clock, gate=admin_gate)
     admin_delete_role = providers.Factory(admin.DeleteRoleHandler, uow=uow, clock=clock, gate=admin_gate)
     admin_list_events = providers.Factory(admin.ListAuditTrailHandler, uow=uow, gate=admin_gate)
+    admin_stats = providers.Factory(StatsHandler, uow=uow, clock=clock, gate=admin_gate)
+    # Metrics: the background sampling of pools and caches, and the outbox and KPI gauges (when metrics are on).
+    metrics_sampler = providers.Singleton(
+        metrics_sampler_from, settings, metrics, engine, principals, access_tokens, clock, admin_stats.provider
+    )
     bootstrap_admin = providers.Factory(
         admin.BootstrapAdminHandler, uow=uow, hasher=hasher, screen=password_screen, clock=clock, ids=ids
     )
@@ -423,6 +489,9 @@ async def close_resources(container: Container) -> None:
     """Release what the singletons hold open: the outbox worker (first: it uses the engine), pools, threads, HTTP
     clients."""
     await container.maintenance_loop().aclose()
+    sampler = container.metrics_sampler()
+    if sampler is not None:
+        await sampler.aclose()
     await container.outbox_worker().aclose()
     principals = container.principals()
     if isinstance(principals, AsyncpgPrincipalReader):

@@ -78,6 +78,7 @@ def every_route(target: str) -> list[tuple[str, str, dict[str, Any] | None, str]
         ("PATCH", f"{ADMIN}/roles/support", {"description": "x"}, "roles:manage"),
         ("DELETE", f"{ADMIN}/roles/support", None, "roles:manage"),
         ("GET", f"{ADMIN}/events", None, "events:read"),
+        ("GET", f"{ADMIN}/stats", None, "events:read"),
     ]
 
 
@@ -386,7 +387,7 @@ async def test_admin_routes_are_tagged_admin_in_openapi(client: httpx.AsyncClien
         if path.startswith(ADMIN)
         for method, operation in item.items()
     }
-    assert len(tagged) == 17 and all(tags == ["admin"] for tags in tagged.values())
+    assert len(tagged) == 18 and all(tags == ["admin"] for tags in tagged.values())
 
 
 async def test_the_admin_routes_have_a_rate_limit_per_actor(

@@ -4,9 +4,11 @@ as an operator runs them on a fresh install; every failure says why and exits no
 from __future__ import annotations
 
 import importlib.util
+import json
 import shutil
 import sqlite3
 import subprocess
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
 
@@ -139,6 +141,30 @@ def test_an_unmigrated_database_is_an_error_that_says_what_to_do(tmp_path: Path)
     assert done.returncode == 1
     assert "usermgmt migrate" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_stats_prints_the_kpis_as_json(env: dict[str, str]) -> None:
+    assert usermgmt(env, "create-admin", "root@example.com", "--password-stdin", stdin=PASSWORD).returncode == 0
+    now = datetime.now(UTC)
+
+    done = usermgmt(env, "stats")  # the last 30 days ending now
+
+    assert done.returncode == 0, done.stderr
+    figures = json.loads(done.stdout)
+    assert datetime.fromisoformat(figures["to"]) - datetime.fromisoformat(figures["from"]) == timedelta(days=30)
+    assert (figures["registrations"], figures["users_total"], figures["users_with_mfa"]) == (1, 1, 0)
+    assert (figures["sign_in_attempts"], figures["login_success_rate"]) == (0, None)
+    assert len(figures["registrations_by_day"]) == 31
+    day = now.date().isoformat()
+    chosen = usermgmt(env, "stats", "--from", day, "--to", (now + timedelta(days=1)).date().isoformat())
+    assert chosen.returncode == 0, chosen.stderr
+    assert json.loads(chosen.stdout)["registrations_by_day"] == [{"day": day, "registrations": 1}]
+
+    backwards = usermgmt(env, "stats", "--from", "2026-03-11", "--to", "2026-03-01")
+    assert backwards.returncode == 1
+    assert "could not compute the stats (invalid_period)" in backwards.stderr
+    malformed = usermgmt(env, "stats", "--from", "yesterday")
+    assert malformed.returncode == 2 and "not an ISO 8601 date or time" in malformed.stderr
 
 
 def test_maintenance_once_reports_what_it_removed(env: dict[str, str]) -> None:

@@ -113,6 +113,7 @@ OPERATIONS = [
     ("PATCH", "/api/v1/admin/roles/{name}"),
     ("DELETE", "/api/v1/admin/roles/{name}"),
     ("GET", "/api/v1/admin/events"),
+    ("GET", "/api/v1/admin/stats"),
     ("GET", "/api/v1/users/me/export"),
     ("POST", "/api/v1/users/me/export"),
     ("POST", "/api/v1/auth/account/restore"),
@@ -171,6 +172,7 @@ WITH_INPUT = {
     ("PATCH", "/api/v1/admin/roles/{name}"),
     ("DELETE", "/api/v1/admin/roles/{name}"),
     ("GET", "/api/v1/admin/events"),
+    ("GET", "/api/v1/admin/stats"),
 }
 CASES = [(m, p, GenerationMode.POSITIVE) for m, p in OPERATIONS] + [
     (m, p, GenerationMode.NEGATIVE) for m, p in OPERATIONS if (m, p) in WITH_INPUT

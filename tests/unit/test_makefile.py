@@ -27,4 +27,5 @@ def test_make_run_installs_only_what_serving_needs() -> None:
 
 @pytest.mark.parametrize("target", ["install", "test-unit", "lint"])
 def test_the_development_targets_install_everything(target: str) -> None:
-    assert syncs(target) == ["--frozen"]
+    """The dev tools and every optional extra (the tracing tests need the OpenTelemetry packages)."""
+    assert syncs(target) == ["--frozen --all-extras"]

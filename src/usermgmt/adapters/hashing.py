@@ -11,6 +11,8 @@ from typing import TypeVar
 
 from passlib.context import CryptContext
 
+from usermgmt.adapters.metrics import Metrics
+from usermgmt.adapters.tracing import span
 from usermgmt.domain.value_objects import PasswordHash, PlainPassword
 
 T = TypeVar("T")
@@ -40,7 +42,7 @@ class PasslibPasswordHasher:
     the event loop never waits on it, and a storm of logins queues there instead of starving other requests.
     """
 
-    def __init__(self, *, rounds: int, workers: int) -> None:
+    def __init__(self, *, rounds: int, workers: int, metrics: Metrics | None = None) -> None:
         if rounds < MIN_ROUNDS:
             raise ValueError(f"bcrypt rounds must be at least {MIN_ROUNDS}")
         self._context = CryptContext(
@@ -51,6 +53,7 @@ class PasslibPasswordHasher:
         self._executor = ThreadPoolExecutor(
             max_workers=workers, thread_name_prefix="password-hash", initializer=_lower_thread_priority
         )
+        self._metrics = metrics
         self._dummy = PasswordHash(self._context.hash("usermgmt dummy password, never anyone's"))
 
     @property
@@ -58,14 +61,17 @@ class PasslibPasswordHasher:
         return self._dummy
 
     async def hash(self, password: PlainPassword) -> PasswordHash:
-        digest = await self._run(partial(self._context.hash, password.value))
+        with span("password.hash"):
+            digest = await self._run(partial(self._context.hash, password.value), "hash")
         return PasswordHash(digest)
 
     async def verify_and_update(
         self, password: PlainPassword, password_hash: PasswordHash
     ) -> tuple[bool, PasswordHash | None]:
         try:
-            matches, new_hash = await self._run(partial(self._verify_and_update, password.value, password_hash.value))
+            with span("password.verify"):
+                call = partial(self._verify_and_update, password.value, password_hash.value)
+                matches, new_hash = await self._run(call, "verify")
         except (ValueError, TypeError):  # an unrecognised or corrupt stored hash never verifies
             return False, None
         return bool(matches), PasswordHash(new_hash) if new_hash else None
@@ -81,8 +87,15 @@ class PasslibPasswordHasher:
         matches, new_hash = self._context.verify_and_update(secret, stored)
         return bool(matches), new_hash
 
-    async def _run(self, call: partial[T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+    async def _run(self, call: partial[T], operation: str) -> T:
+        loop = asyncio.get_running_loop()
+        if self._metrics is None:
+            return await loop.run_in_executor(self._executor, call)
+        timing = self._metrics.hashing(operation)
+        try:
+            return await loop.run_in_executor(self._executor, partial(timing.run, call))
+        finally:
+            timing.abandon()
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -7,7 +7,7 @@ import dataclasses
 import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from uuid import UUID, uuid4
 
 from usermgmt.adapters.audit_log import log_events
@@ -22,6 +22,7 @@ from usermgmt.application.ports import (
     QueuedEmail,
     Rate,
     RateStatus,
+    SignInCounts,
     UnitOfWork,
     UserPageKey,
 )
@@ -357,6 +358,76 @@ class InMemoryEventRepository:
         self._store.events = kept
         self.deleted_anonymous_before = cutoff
         return deleted
+
+
+class InMemoryStatsQueries:
+    """The KPIs' aggregates over the unit of work's copy, by scanning it (the SQL adapter reads indexes)."""
+
+    ACTIVITY = frozenset({EventType.LOGIN_SUCCEEDED, EventType.TOKEN_REFRESHED})
+
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+
+    def _during(self, start: datetime, end: datetime, *types: EventType) -> list[SecurityEvent]:
+        return [e.event for e in self._store.events if e.event.type in types and start <= e.event.at < end]
+
+    async def registrations_by_day(self, start: datetime, end: datetime) -> Sequence[tuple[date, int]]:
+        counts: dict[date, int] = {}
+        for event in self._during(start, end, EventType.REGISTERED):
+            day = event.at.astimezone(UTC).date()
+            counts[day] = counts.get(day, 0) + 1
+        return sorted(counts.items())
+
+    async def sign_ins(self, start: datetime, end: datetime) -> SignInCounts:
+        found = self._during(start, end, EventType.LOGIN_SUCCEEDED, EventType.LOGIN_FAILED)
+        durations = [float(e.details["duration_ms"]) for e in found if e.details.get("duration_ms") is not None]
+        return SignInCounts(
+            succeeded=sum(1 for e in found if e.type is EventType.LOGIN_SUCCEEDED),
+            failed=sum(1 for e in found if e.type is EventType.LOGIN_FAILED),
+            mean_duration_ms=sum(durations) / len(durations) if durations else None,
+        )
+
+    async def accounts(self) -> tuple[int, int]:
+        confirmed = sum(1 for user_id, c in self._store.totp.items() if c.enabled and user_id in self._store.users)
+        return len(self._store.users), confirmed
+
+    async def registered_and_last_active(
+        self, start: datetime, end: datetime, *, until: datetime
+    ) -> Sequence[tuple[datetime, datetime | None]]:
+        found = []
+        for registered in self._during(start, end, EventType.REGISTERED):
+            if registered.user_id is None:
+                continue
+            active = [
+                e.event.at
+                for e in self._store.events
+                if e.event.user_id == registered.user_id and e.event.type in self.ACTIVITY and e.event.at < until
+            ]
+            found.append((registered.at, max(active, default=None)))
+        return found
+
+    async def password_resets(self, start: datetime, end: datetime) -> Sequence[tuple[datetime, datetime | None]]:
+        found = []
+        for reset in self._during(start, end, EventType.PASSWORD_RESET):
+            requests = [
+                e.event.at
+                for e in self._store.events
+                if reset.user_id is not None
+                and e.event.user_id == reset.user_id
+                and e.event.type is EventType.PASSWORD_RESET_REQUESTED
+                and e.event.at <= reset.at
+            ]
+            found.append((reset.at, max(requests, default=None)))
+        return found
+
+    async def deletions(self, start: datetime, end: datetime, *, within: timedelta) -> tuple[int, int]:
+        marks = self._during(start, end, EventType.ACCOUNT_DELETED)
+        limit = within.total_seconds()
+        in_time = sum(1 for e in marks if e.details.get("lag_seconds") is None or e.details["lag_seconds"] <= limit)
+        return len(marks), in_time
+
+    async def overdue_erasures(self, start: datetime, end: datetime) -> int:
+        return sum(1 for u in self._store.users.values() if u.erasure_at is not None and start <= u.erasure_at < end)
 
 
 class InMemoryRoleRepository:
@@ -703,6 +774,7 @@ class InMemoryUnitOfWork(UnitOfWork):
     known_devices: InMemoryKnownDeviceRepository
     mfa: InMemoryMfaRepository
     roles: InMemoryRoleRepository
+    stats: InMemoryStatsQueries
 
     def __init__(
         self,
@@ -736,6 +808,7 @@ class InMemoryUnitOfWork(UnitOfWork):
         self.known_devices = InMemoryKnownDeviceRepository(self._working)
         self.mfa = InMemoryMfaRepository(self._working)
         self.roles = InMemoryRoleRepository(self._working)
+        self.stats = InMemoryStatsQueries(self._working)
 
     async def _commit(self) -> None:
         working = self._working

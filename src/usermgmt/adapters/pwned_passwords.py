@@ -13,6 +13,7 @@ import re
 
 import httpx
 
+from usermgmt.adapters.tracing import span
 from usermgmt.domain.value_objects import PlainPassword
 
 logger = logging.getLogger(__name__)
@@ -56,7 +57,8 @@ class PwnedPasswordsChecker:
         prefix, suffix = digest[:PREFIX_LENGTH], digest[PREFIX_LENGTH:]
         try:
             async with asyncio.timeout(self._timeout):
-                response = await self._client.get(self._range_url + prefix, headers=_HEADERS, timeout=self._timeout)
+                with span("pwned_passwords.range"):  # the prefix is not an attribute: it narrows down the password
+                    response = await self._client.get(self._range_url + prefix, headers=_HEADERS, timeout=self._timeout)
         except Exception as exc:  # httpx, asyncio and OS errors alike mean "no answer": fail open
             # The exception's text may hold the URL, and so the prefix: only its type is logged.
             return _unavailable(type(exc).__name__)

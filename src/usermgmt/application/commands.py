@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from usermgmt.domain.events import EventType
 from usermgmt.domain.roles import ALL_PERMISSIONS, Permission
@@ -280,6 +281,15 @@ class ListAuditTrail:
     user_id: UserId | None = None
     limit: int = 20
     before: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GetStats:
+    """The KPIs of the period [``from_``, ``to``); either end left out: the last 30 days ending ``to`` or now."""
+
+    actor: Actor
+    from_: datetime | None = None
+    to: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -142,6 +142,11 @@ class InvalidCursor(DomainError):
     default_detail = "The cursor is not one this list gave out; start again without it."
 
 
+class InvalidPeriod(DomainError):
+    code = "invalid_period"
+    default_detail = "The period is not valid: 'from' must be before 'to', and it may span at most 366 days."
+
+
 class LastAdmin(DomainError):
     code = "last_admin"
     default_detail = "This is the last active administrator: grant admin to another account first."

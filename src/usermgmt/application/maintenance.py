@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import ClassVar
 
-from usermgmt.application.audit import security_event
+from usermgmt.application.audit import erasure_lag_seconds, security_event
 from usermgmt.application.commands import ClientInfo
 from usermgmt.application.email import Postman, Template, notice_context
 from usermgmt.application.errors import ServiceUnavailable
@@ -69,7 +69,13 @@ class MaintenanceHandler:
             for user in await self._uow.users.due_for_erasure(now, limit=ERASURES_PER_RUN):
                 counts = await self._uow.users.erase(user.id)
                 await self._uow.record(
-                    security_event(EventType.ACCOUNT_DELETED, at=now, client=ClientInfo(), user_id=user.id)
+                    security_event(
+                        EventType.ACCOUNT_DELETED,
+                        at=now,
+                        client=ClientInfo(),
+                        user_id=user.id,
+                        lag_seconds=erasure_lag_seconds(user, now),
+                    )
                 )
                 await self._postman.send(
                     self._uow,

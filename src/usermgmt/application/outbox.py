@@ -112,6 +112,7 @@ class OutboxWorker:
         send_timeout: float = 60.0,
         lease: timedelta | None = None,
         jitter: Callable[[], float] = _system_jitter,
+        on_outcome: Callable[[str], None] | None = None,
     ) -> None:
         if poll_interval <= 0 or batch_size < 1 or send_timeout <= 0:
             raise ValueError("the worker needs poll_interval > 0, batch_size >= 1 and send_timeout > 0")
@@ -125,6 +126,7 @@ class OutboxWorker:
         if self.lease.total_seconds() <= send_timeout:
             raise ValueError("the lease must outlast a send (lease > send_timeout)")
         self._jitter = jitter
+        self._on_outcome = on_outcome  # told "sent", "retried" or "given_up" after each attempt (the metrics)
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
 
@@ -255,6 +257,8 @@ class OutboxWorker:
             else:
                 kept = await uow.outbox.reschedule(email, at=retry_at, error=failure.detail)
             await uow.commit()
+        if self._on_outcome is not None:
+            self._on_outcome("sent" if failure is None else "given_up" if giving_up else "retried")
         if not kept:
             logger.warning(
                 "the claim on email %s (%s) ended before its outcome was recorded; it may be sent twice",

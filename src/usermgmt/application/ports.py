@@ -6,7 +6,7 @@ import abc
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from types import TracebackType
 from typing import Any, Protocol, Self
 
@@ -99,6 +99,45 @@ class EventRepository(Protocol):
     async def delete_anonymous_before(self, cutoff: datetime) -> int:
         """Delete the events that name no account (failed logins of unknown names, deletion marks, role changes)
         from before ``cutoff``; return how many."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SignInCounts:
+    succeeded: int
+    failed: int
+    mean_duration_ms: float | None  # over those of them that carry a ``duration_ms`` detail; None: none does
+
+
+class StatsQueries(Protocol):
+    """What the KPIs are computed from (``application/handlers/stats.py`` defines them; docs/operations.md says
+    what each means). Each query reads one bounded range of an index, never the whole audit trail: the events by
+    (type, at), an account's events by (user_id, ...), the users by erasure_at. Periods are [start, end)."""
+
+    async def registrations_by_day(self, start: datetime, end: datetime) -> Sequence[tuple[date, int]]:
+        """The ``registered`` events in the period, counted per UTC date, by date (dates with none left out)."""
+
+    async def sign_ins(self, start: datetime, end: datetime) -> SignInCounts:
+        """The ``login_succeeded`` and ``login_failed`` events in the period, and the mean of their ``duration_ms``."""
+
+    async def accounts(self) -> tuple[int, int]:
+        """Now: (how many accounts exist, how many of them have a confirmed TOTP credential)."""
+
+    async def registered_and_last_active(
+        self, start: datetime, end: datetime, *, until: datetime
+    ) -> Sequence[tuple[datetime, datetime | None]]:
+        """For each account registered in the period (a ``registered`` event still naming it): when, and when its
+        newest ``login_succeeded`` or ``token_refreshed`` event before ``until`` happened (None: none did)."""
+
+    async def password_resets(self, start: datetime, end: datetime) -> Sequence[tuple[datetime, datetime | None]]:
+        """For each ``password_reset`` event in the period: when, and when the same account's newest
+        ``password_reset_requested`` event at or before it happened (None: none is kept)."""
+
+    async def deletions(self, start: datetime, end: datetime, *, within: timedelta) -> tuple[int, int]:
+        """The ``account_deleted`` marks in the period: (how many, how many of them with a ``lag_seconds`` of at most
+        ``within``, or none: marks from before the detail existed)."""
+
+    async def overdue_erasures(self, start: datetime, end: datetime) -> int:
+        """How many accounts still exist whose ``erasure_at`` is in the period (scheduled, and not erased yet)."""
 
 
 # A position in the user search, newest first: (created_at, id) of the last user of a page.
@@ -326,6 +365,7 @@ class UnitOfWork(abc.ABC):
     known_devices: KnownDeviceRepository
     mfa: MfaRepository
     roles: RoleRepository
+    stats: StatsQueries
 
     def __init__(self, dispatcher: EventDispatcher | None = None) -> None:
         self._dispatcher = dispatcher or EventDispatcher()
@@ -394,13 +434,15 @@ class PasswordCheck:
 class ProvenFactor:
     """A factor just proven for ``user_id``, after those in ``earlier`` (proven in a previous step of the same
     sign-in); ``password`` when a password was one of them. ``throttle_key`` names the failed-login throttles the
-    first factor counted against: a second step counts its wrong codes there too."""
+    first factor counted against: a second step counts its wrong codes there too. ``started``: the
+    ``time.perf_counter()`` at which this step's use case began, for the ``duration_ms`` of its outcome's event."""
 
     user_id: UserId
     method: AuthMethod
     earlier: tuple[AuthMethod, ...] = ()
     password: PasswordCheck | None = None
     throttle_key: str | None = None
+    started: float | None = None
 
     @property
     def amr(self) -> tuple[AuthMethod, ...]:

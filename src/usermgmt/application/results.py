@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 
 from usermgmt.domain.events import StoredEvent
 from usermgmt.domain.model import Session, User, ensure_may_authenticate
@@ -163,3 +164,31 @@ class Introspection:
 class UserPage:
     items: list[AdminUserView]
     next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Stats:
+    """The service's KPIs over the period [``from_``, ``to``), as docs/operations.md defines them. A rate or a mean
+    is None when the period holds nothing to divide by. ``users_*`` and ``mfa_adoption`` are as of now."""
+
+    from_: datetime
+    to: datetime
+    registrations: int
+    registrations_per_day: float
+    registrations_by_day: Sequence[tuple[date, int]]  # every UTC date the period touches, by date
+    sign_in_attempts: int
+    sign_ins_succeeded: int
+    login_success_rate: float | None
+    authentication_latency_ms: float | None
+    users_total: int
+    users_with_mfa: int
+    mfa_adoption: float | None
+    retention_cohort: int
+    retained_7d: int
+    retention_7d: float | None
+    password_resets: int
+    password_reset_median_seconds: float | None
+    deletions: int
+    deletions_within_24h: int
+    deletions_overdue: int
+    deletions_within_24h_rate: float | None

@@ -46,8 +46,13 @@ class EventType(StrEnum):
     ACCOUNT_RESTORED = "account_restored"
 
 
-# Detail keys kept for operators only: never shown to the account's owner through the API.
-INTERNAL_DETAILS = frozenset({"reason"})
+# Detail keys kept for operators only: never shown to the account's owner through the API. ``duration_ms``: the
+# server-side time of a sign-in attempt (the authentication latency of docs/operations.md).
+INTERNAL_DETAILS = frozenset({"reason", "duration_ms"})
+
+# What the anonymous mark of a deletion keeps of its details: nothing that names or describes the account.
+# ``lag_seconds``: how long after its due time the account was erased (0 for one erased at once).
+DELETION_MARK_DETAILS = frozenset({"lag_seconds"})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -68,12 +73,13 @@ class SecurityEvent:
         return shown | {"by": "administrator"} if self.actor_id is not None else shown
 
     def stored_form(self) -> SecurityEvent:
-        """What the audit table keeps. A deletion is kept only as an anonymous mark (so deletions can be counted):
-        the account's erasure must not leave a row that names it. An administrator's deletion keeps who did it, for
-        the admin trail."""
+        """What the audit table keeps. A deletion is kept only as an anonymous mark (so deletions can be counted,
+        and how late they were: ``DELETION_MARK_DETAILS``): the account's erasure must not leave a row that names it.
+        An administrator's deletion keeps who did it, for the admin trail."""
         if self.type is not EventType.ACCOUNT_DELETED:
             return self
-        return SecurityEvent(type=self.type, at=self.at, actor_id=self.actor_id)
+        kept = {k: v for k, v in self.details.items() if k in DELETION_MARK_DETAILS}
+        return SecurityEvent(type=self.type, at=self.at, actor_id=self.actor_id, details=kept)
 
 
 @dataclass(frozen=True, slots=True)

@@ -81,6 +81,13 @@ class User:
         self.erasure_at = at
         self.updated_at = now
 
+    def erasure_lag(self, now: datetime) -> timedelta:
+        """How late an erasure at ``now`` is: the time since ``erasure_at`` was due (nothing when the account was
+        not scheduled, or is erased before its time)."""
+        if self.erasure_at is None or now <= self.erasure_at:
+            return timedelta(0)
+        return now - self.erasure_at
+
     def restore(self, *, now: datetime) -> bool:
         """Call off a scheduled erasure that is still ahead; return whether it was (False: none was scheduled, or
         its time has come)."""

@@ -1,15 +1,18 @@
 """The ``usermgmt`` command: ``serve``, ``migrate``, ``purge-sessions``, ``send-test-email``, and administration:
-``create-admin``, ``roles grant|revoke`` and ``users list``."""
+``create-admin``, ``roles grant|revoke``, ``users list`` and ``stats``."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from usermgmt.config import Settings
 
 logger = logging.getLogger("usermgmt.cli")
@@ -41,18 +44,27 @@ def load_settings() -> Settings | None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from usermgmt.adapters.crypto import DataKeyError
-    from usermgmt.adapters.keys import KeyConfigurationError
-    from usermgmt.container import keyring_from, secret_box_from
-    from usermgmt.entrypoints.http.server import deadline_protocol
-    from usermgmt.entrypoints.logging import configure_logging, logging_config
+    from usermgmt.entrypoints.logging import configure_logging
 
     configure_logging(args.log_level)  # first: every line on stderr is JSON, the key loading's included
     settings = load_settings()
     if settings is None:
         return 1
+    observability = settings.observability
+    folder = observability.metrics_dir or settings.data_dir / "metrics"
+    if observability.metrics_port is not None:
+        from usermgmt.entrypoints import metrics_server
+
+        try:  # before prometheus-client is imported (it reads the variable then) and before any worker starts
+            metrics_server.prepare(folder)
+        except OSError as error:
+            logger.error("cannot prepare the metrics folder: %s", error)
+            return 1
+
+    from usermgmt.adapters.crypto import DataKeyError
+    from usermgmt.adapters.keys import KeyConfigurationError
+    from usermgmt.container import keyring_from, secret_box_from
+
     try:
         keyring_from(settings)  # load or generate the signing keys here, once, before any worker starts
     except (KeyConfigurationError, OSError) as error:
@@ -69,6 +81,25 @@ def _serve(args: argparse.Namespace) -> int:
     except Exception:  # as JSON too, with its traceback, rather than Python's plain-text one
         logger.exception("cannot start")
         return 1
+    with contextlib.ExitStack() as stack:
+        if observability.metrics_port is not None:
+            try:
+                stack.enter_context(
+                    metrics_server.serving(observability.metrics_host, observability.metrics_port, folder)
+                )
+            except OSError as error:
+                logger.error("cannot serve the metrics on port %d: %s", observability.metrics_port, error)
+                return 1
+        _run_uvicorn(args)
+    return 0
+
+
+def _run_uvicorn(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from usermgmt.entrypoints.http.server import deadline_protocol
+    from usermgmt.entrypoints.logging import logging_config
+
     uvicorn.run(
         "usermgmt.entrypoints.http.app:create_app",
         factory=True,
@@ -83,7 +114,6 @@ def _serve(args: argparse.Namespace) -> int:
         access_log=False,  # the app logs each request itself, with its request id
         timeout_graceful_shutdown=20,
     )
-    return 0
 
 
 def _migrate(args: argparse.Namespace) -> int:
@@ -351,6 +381,43 @@ def _list_users(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stats(args: argparse.Namespace) -> int:
+    """Print the KPIs of the period as JSON, the body ``GET /api/v1/admin/stats`` answers."""
+    import json
+
+    from usermgmt.application import commands
+    from usermgmt.application.handlers.stats import StatsHandler
+    from usermgmt.application.results import Stats
+    from usermgmt.domain.errors import DomainError
+    from usermgmt.entrypoints.http.routers.presenters import stats_out
+
+    settings = load_settings()
+    if settings is None:
+        return 1
+
+    async def compute(container: Any) -> Stats:
+        handler: StatsHandler = container.admin_stats()
+        return await handler(commands.GetStats(actor=commands.Actor.operator(), from_=args.from_, to=args.to))
+
+    try:
+        stats = _with_container(settings, compute)
+    except DomainError as error:
+        return _fail(f"could not compute the stats ({error.code}): {error.detail}")
+    except CommandFailed as error:
+        return _fail(f"could not compute the stats: {error}")
+    print(json.dumps(stats_out(stats).model_dump(mode="json", by_alias=True), indent=2))  # noqa: T201 - the output
+    return 0
+
+
+def _moment(value: str) -> datetime:
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 date or time: {value!r}") from None
+
+
 def _address(value: str) -> str:
     from usermgmt.domain.errors import DomainError
     from usermgmt.domain.value_objects import Email
@@ -452,6 +519,17 @@ def build_parser() -> argparse.ArgumentParser:
     users_list.add_argument("--query", help="email or username prefix, any case")
     users_list.add_argument("--limit", type=int, default=100, choices=range(1, 101), metavar="1-100")
     users_list.set_defaults(func=_list_users)
+
+    stats = sub.add_parser("stats", help="the KPIs of a period, from the audit trail, as JSON")
+    stats.add_argument(
+        "--from",
+        dest="from_",
+        type=_moment,
+        metavar="ISO",
+        help="start (default: 30 days before --to; UTC if no offset)",
+    )
+    stats.add_argument("--to", type=_moment, metavar="ISO", help="end, excluded (default: now)")
+    stats.set_defaults(func=_stats)
     return parser
 
 

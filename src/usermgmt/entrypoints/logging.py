@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import logging
 import logging.config
+from collections.abc import Callable
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
+# Set while traces are on (entrypoints/tracing.py): the current span's trace and span ids in hex, or None.
+trace_ids: Callable[[], tuple[str, str] | None] | None = None
 
 # Attributes every LogRecord has; anything else was passed in ``extra=`` and is logged as a field.
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
@@ -21,11 +24,14 @@ _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
 
 
 class RequestIdFilter(logging.Filter):
-    """Stamps each record with the current request id when it is made (formatting may happen later)."""
+    """Stamps each record with the current request id when it is made (formatting may happen later), and with the
+    current trace and span ids while traces are on."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not hasattr(record, "request_id"):
             record.request_id = request_id_var.get()
+        if trace_ids is not None and not hasattr(record, "trace_id") and (ids := trace_ids()) is not None:
+            record.trace_id, record.span_id = ids
         return True
 
 

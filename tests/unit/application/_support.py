@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -52,6 +52,12 @@ def snapshot(store: MemoryStore) -> dict[str, Any]:
     state = dataclasses.asdict(store)
     state.pop("events")
     return state
+
+
+def untimed(details: Mapping[str, Any]) -> dict[str, Any]:
+    """A sign-in event's details without its ``duration_ms`` (wall time: a test cannot know it)."""
+    assert isinstance(details.get("duration_ms"), float), details
+    return {k: v for k, v in details.items() if k != "duration_ms"}
 
 
 def client(ip: str | None = IP, user_agent: str | None = "pytest") -> commands.ClientInfo:

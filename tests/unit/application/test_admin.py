@@ -452,7 +452,7 @@ async def test_an_administrator_deletion_gives_the_receipt_and_keeps_an_anonymou
     assert {e.what: e.count for e in receipt.erased}["user_roles"] == 1
     assert bob.id not in uow.store.users
     kept = [s.event for s in uow.store.events if s.event.type is EventType.ACCOUNT_DELETED]
-    assert [(e.user_id, e.actor_id, dict(e.details)) for e in kept] == [(None, alice.id, {})]
+    assert [(e.user_id, e.actor_id, dict(e.details)) for e in kept] == [(None, alice.id, {"lag_seconds": 0})]
     assert [row.message.to for row in uow.store.outbox if row.message.template == "account_deleted"] == [BOB_EMAIL]
 
 

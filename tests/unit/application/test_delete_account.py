@@ -126,7 +126,7 @@ async def test_deletion_is_recorded_without_naming_the_account_in_the_store(
     marks = [e.event for e in uow.store.events if e.event.type is EventType.ACCOUNT_DELETED]
     assert len(marks) == 1
     assert (marks[0].user_id, marks[0].ip, marks[0].user_agent, marks[0].request_id) == (None, None, None, None)
-    assert dict(marks[0].details) == {}
+    assert dict(marks[0].details) == {"lag_seconds": 0}  # erased at once: not late
     assert all(e.event.user_id != alice.id for e in uow.store.events)
 
 

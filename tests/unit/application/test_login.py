@@ -16,6 +16,7 @@ from tests.unit.application._support import (
     login_cmd,
     make_guard,
     snapshot,
+    untimed,
 )
 from usermgmt.adapters.memory import (
     FakeAccessTokenService,
@@ -149,7 +150,7 @@ async def test_wrong_password_is_invalid_credentials(
     assert failure.type is EventType.LOGIN_FAILED
     assert failure.user_id == alice.id
     assert failure.session_id is None
-    assert failure.details == {"reason": "wrong_password"}
+    assert untimed(failure.details) == {"reason": "wrong_password"}
 
 
 @pytest.mark.parametrize(
@@ -181,7 +182,7 @@ async def test_unknown_user_spends_one_verification_and_fails_like_a_wrong_passw
     assert unknown_user.value.detail == wrong_password.value.detail
     assert snapshot(uow.store) == before
     failure = uow.recorded[-1]
-    assert (failure.type, failure.user_id, failure.details) == (
+    assert (failure.type, failure.user_id, untimed(failure.details)) == (
         EventType.LOGIN_FAILED,
         None,
         {"reason": "unknown_login"},
@@ -200,7 +201,7 @@ async def test_disabled_user_cannot_log_in(
     assert hasher.verifications == 1
     assert uow.store.sessions == {}
     assert uow.recorded[-1].type is EventType.LOGIN_FAILED
-    assert uow.recorded[-1].details == {"reason": "account_disabled"}
+    assert untimed(uow.recorded[-1].details) == {"reason": "account_disabled"}
 
 
 async def test_disabled_user_with_wrong_password_gets_invalid_credentials(

@@ -40,6 +40,18 @@ def test_stored_form_of_a_deletion_names_no_one() -> None:
     assert dict(stored.details) == {}
 
 
+def test_stored_form_of_a_deletion_keeps_how_late_it_was_and_nothing_else() -> None:
+    stored = make(EventType.ACCOUNT_DELETED, lag_seconds=3600, reason="user_request").stored_form()
+
+    assert stored == SecurityEvent(type=EventType.ACCOUNT_DELETED, at=AT, details={"lag_seconds": 3600})
+
+
+def test_the_duration_of_a_sign_in_is_for_operators_only() -> None:
+    event = make(EventType.LOGIN_SUCCEEDED, amr=["pwd"], duration_ms=42.5)
+
+    assert event.public_details() == {"amr": ["pwd"]}
+
+
 def test_stored_form_of_other_events_is_the_event_itself() -> None:
     for kind in EventType:
         if kind is EventType.ACCOUNT_DELETED:

@@ -9,6 +9,7 @@ import ssl
 import aiosmtplib
 
 from usermgmt.adapters.mail import mime_message
+from usermgmt.adapters.tracing import span
 from usermgmt.application.ports import DeliveryFailed, EmailMessage
 from usermgmt.config import SmtpSecurity
 
@@ -67,8 +68,9 @@ class SmtpMailer:
     async def send(self, message: EmailMessage) -> str:
         mime = mime_message(message)
         try:
-            async with self._client() as client:
-                await client.send_message(mime)
+            with span("smtp.send", **{"email.template": message.template}):
+                async with self._client() as client:
+                    await client.send_message(mime)
         except Exception as error:
             raise _failure(error) from error
         logger.info("email %s (%s) sent via %s", message.message_id, message.template, self.address)

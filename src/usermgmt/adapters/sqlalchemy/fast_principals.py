@@ -22,6 +22,7 @@ from sqlalchemy.engine import make_url
 
 from usermgmt.adapters.sqlalchemy.engine import is_unavailable
 from usermgmt.adapters.sqlalchemy.principals import PRINCIPAL_QUERY, principal_from_row
+from usermgmt.adapters.tracing import span
 from usermgmt.application.errors import ServiceUnavailable
 from usermgmt.application.results import Principal
 from usermgmt.domain.value_objects import SessionId, UserId
@@ -73,6 +74,10 @@ class ConnectionSet:
         self._idle: list[asyncpg.Connection] = []
         self._waiters: deque[asyncio.Future[asyncpg.Connection | None]] = deque()
         self._open = 0  # connections in use, idle or being opened
+
+    def counts(self) -> tuple[int, int]:
+        """Connections open (in use, idle or being opened) and idle."""
+        return self._open, len(self._idle)
 
     async def fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None:
         """Raises what opening a connection raised, ``ConnectionLost`` (from the driver's error) when the query
@@ -178,7 +183,8 @@ class AsyncpgPrincipalReader:
     async def get(self, user_id: UserId, session_id: SessionId, now: datetime) -> Principal | None:
         """Raises: ServiceUnavailable (``engine.is_unavailable``, in connecting or in the query)."""
         try:
-            record = await self._connections.fetchrow(PRINCIPAL_SQL, session_id, user_id, now)
+            with span("db.principal"):  # asyncpg directly: the SQLAlchemy instrumentation does not see it
+                record = await self._connections.fetchrow(PRINCIPAL_SQL, session_id, user_id, now)
         except ServiceUnavailable:
             raise
         except Exception as exc:
@@ -186,6 +192,10 @@ class AsyncpgPrincipalReader:
                 raise ServiceUnavailable() from exc
             raise
         return principal_from_row(_Record(record), session_id) if record is not None else None
+
+    def pool_counts(self) -> tuple[int, int]:
+        """Connections open and idle, for the metrics."""
+        return self._connections.counts()
 
     async def close(self) -> None:
         await self._connections.close()

@@ -122,6 +122,9 @@ security_events = Table(
     Index("ix_security_events_user_id_id", "user_id", "id"),
     Index("ix_security_events_actor_id_id", "actor_id", "id"),
     Index("ix_security_events_type_id", "type", "id"),
+    Index(
+        "ix_security_events_type_at", "type", "at"
+    ),  # the KPIs: events of a type in a period (adapters/sqlalchemy/stats.py)
 )
 
 email_tokens = Table(

@@ -26,6 +26,7 @@ from usermgmt.adapters.sqlalchemy.repositories import (
     translate_integrity_error,
 )
 from usermgmt.adapters.sqlalchemy.roles import SqlAlchemyRoleRepository
+from usermgmt.adapters.sqlalchemy.stats import SqlAlchemyStatsQueries
 from usermgmt.application.errors import ServiceUnavailable
 from usermgmt.application.ports import EventDispatcher, UnitOfWork
 
@@ -51,6 +52,7 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
     known_devices: SqlAlchemyKnownDeviceRepository
     mfa: SqlAlchemyMfaRepository
     roles: SqlAlchemyRoleRepository
+    stats: SqlAlchemyStatsQueries
 
     def __init__(
         self,
@@ -86,6 +88,7 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
         self.known_devices = SqlAlchemyKnownDeviceRepository(self._connection)
         self.mfa = SqlAlchemyMfaRepository(self._connection)
         self.roles = SqlAlchemyRoleRepository(self._connection)
+        self.stats = SqlAlchemyStatsQueries(self._connection)
 
     async def try_lock(self, name: str) -> bool:
         """PostgreSQL: a transaction-level advisory lock keyed by ``name``'s hash (``pg_try_advisory_xact_lock``),

@@ -20,7 +20,7 @@ from uuid import UUID
 
 from usermgmt.application import commands
 from usermgmt.application.abuse import Guard, RateRule
-from usermgmt.application.audit import security_event
+from usermgmt.application.audit import erasure_lag_seconds, security_event
 from usermgmt.application.commands import Actor, ClientInfo
 from usermgmt.application.email import Postman, Template, notice_context
 from usermgmt.application.errors import (
@@ -293,7 +293,15 @@ class DeleteUserHandler:
             user = await target_user(self._uow, cmd.user_id, for_update=True)
             await ensure_admin_remains(self._uow, user)
             counts = await self._uow.users.erase(user.id)
-            await self._uow.record(admin_event(EventType.ACCOUNT_DELETED, cmd.actor, at=now, user_id=user.id))
+            await self._uow.record(
+                admin_event(
+                    EventType.ACCOUNT_DELETED,
+                    cmd.actor,
+                    at=now,
+                    user_id=user.id,
+                    lag_seconds=erasure_lag_seconds(user, now),
+                )
+            )
             await self._postman.send(
                 self._uow,
                 to=user.email,

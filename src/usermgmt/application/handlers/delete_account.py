@@ -5,7 +5,7 @@ from typing import ClassVar
 
 from usermgmt.application import commands
 from usermgmt.application.abuse import Guard, RateRule
-from usermgmt.application.audit import security_event
+from usermgmt.application.audit import erasure_lag_seconds, security_event
 from usermgmt.application.email import Postman, Template, notice_context
 from usermgmt.application.errors import (
     InvalidAccessToken,
@@ -77,7 +77,13 @@ class DeleteAccountHandler:
                 await ensure_admin_remains(self._uow, current)  # the last administrator hands over first
             counts = await self._uow.users.erase(cmd.user_id)
             await self._uow.record(
-                security_event(EventType.ACCOUNT_DELETED, at=now, client=cmd.client, user_id=cmd.user_id)
+                security_event(
+                    EventType.ACCOUNT_DELETED,
+                    at=now,
+                    client=cmd.client,
+                    user_id=cmd.user_id,
+                    lag_seconds=erasure_lag_seconds(current, now),
+                )
             )
             if current is not None:  # else a concurrent deletion erased it, and sent its own notice
                 await self._postman.send(

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
+import time
 from typing import ClassVar, NoReturn
 
 from usermgmt.application import commands
 from usermgmt.application.abuse import Guard, RateRule
-from usermgmt.application.audit import security_event
+from usermgmt.application.audit import security_event, sign_in_duration
 from usermgmt.application.errors import InvalidCredentials, RateLimited, ServiceUnavailable
 from usermgmt.application.handlers._shared import login_key, parse_login
 from usermgmt.application.handlers.session_issuer import SessionIssuer
@@ -42,6 +43,9 @@ class LoginHandler:
 
     async def __call__(self, cmd: commands.Login) -> SignInResult:
         """Raises: RateLimited, InvalidCredentials, UserInactive."""
+        started = (
+            time.perf_counter()
+        )  # the duration_ms of the outcome's event: this use case's time, throttles included
         client = cmd.client
         await self._guard.hit_per_client(RateRule.LOGIN_PER_IP, client)
         password = PlainPassword(cmd.password)
@@ -62,20 +66,22 @@ class LoginHandler:
         )
         if user is None:
             await self._hasher.verify_and_update(password, self._hasher.dummy_hash)
-            await self._failed(None, client, reason="unknown_login")
+            await self._failed(None, client, started, reason="unknown_login")
         matches, upgraded_hash = await self._hasher.verify_and_update(password, user.password_hash)
         if not matches:
-            await self._failed(user, client, reason="wrong_password")
+            await self._failed(user, client, started, reason="wrong_password")
         check = PasswordCheck(
             changed_at=user.password_changed_at, verified_hash=user.password_hash, upgraded_hash=upgraded_hash
         )
-        factor = ProvenFactor(user_id=user.id, method=AuthMethod.PASSWORD, password=check, throttle_key=account)
+        factor = ProvenFactor(
+            user_id=user.id, method=AuthMethod.PASSWORD, password=check, throttle_key=account, started=started
+        )
         result = await self._issuer.sign_in(factor, client)
         if isinstance(result, SignedIn):  # a second step frees the slot only once it is passed too
             await self._guard.password_check_passed(account, client)
         return result
 
-    async def _failed(self, user: User | None, client: commands.ClientInfo, *, reason: str) -> NoReturn:
+    async def _failed(self, user: User | None, client: commands.ClientInfo, started: float, *, reason: str) -> NoReturn:
         async with self._uow:
             await self._uow.record(
                 security_event(
@@ -84,6 +90,7 @@ class LoginHandler:
                     client=client,
                     user_id=user.id if user else None,
                     reason=reason,
+                    **sign_in_duration(started),
                 )
             )
             await self._uow.commit()

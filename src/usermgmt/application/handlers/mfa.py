@@ -3,11 +3,12 @@ of a sign-in (``POST /auth/login/mfa``)."""
 
 from __future__ import annotations
 
+import time
 from typing import Any, ClassVar, NoReturn
 
 from usermgmt.application import commands
 from usermgmt.application.abuse import Guard, RateRule
-from usermgmt.application.audit import security_event
+from usermgmt.application.audit import security_event, sign_in_duration
 from usermgmt.application.email import Postman, Template, notice_context
 from usermgmt.application.errors import (
     InvalidAccessToken,
@@ -294,6 +295,7 @@ class LoginMfaHandler:
 
     async def __call__(self, cmd: commands.LoginMfa) -> SignedIn:
         """Raises: RateLimited, InvalidMfaToken, InvalidMfaCode, and what ``SessionIssuer.sign_in`` raises."""
+        started = time.perf_counter()  # the duration_ms of the outcome's event: this step's time
         client = cmd.client
         await self._guard.hit_per_client(RateRule.LOGIN_PER_IP, client)
         if not cmd.mfa_token or len(cmd.mfa_token) > MFA_TOKEN_MAX:
@@ -314,7 +316,7 @@ class LoginMfaHandler:
             now = self._clock.now()
             proven = await self._codes.prove(self._uow, challenge.user_id, cmd.code, now)
             if proven is None:
-                await self._wrong_code(digest, challenge.user_id, client)
+                await self._wrong_code(digest, challenge.user_id, client, started)
             if not await self._uow.mfa.delete_challenge(digest):
                 raise InvalidMfaToken()  # used by a concurrent request: roll back, nothing of this code is spent
             await _record_recovery_code(self._uow, proven, user_id=challenge.user_id, client=client, clock=self._clock)
@@ -339,6 +341,7 @@ class LoginMfaHandler:
             if AuthMethod.PASSWORD in challenge.amr
             else None,
             throttle_key=account,
+            started=started,
         )
         result = await self._issuer.sign_in(factor, client)
         if not isinstance(result, SignedIn):  # pragma: no cover - the TOTP policy asks nothing after a code
@@ -346,7 +349,7 @@ class LoginMfaHandler:
         await self._guard.password_check_passed(account, client)
         return result
 
-    async def _wrong_code(self, digest: str, user_id: UserId, client: commands.ClientInfo) -> NoReturn:
+    async def _wrong_code(self, digest: str, user_id: UserId, client: commands.ClientInfo, started: float) -> NoReturn:
         """In the open unit of work (where a code that proves nothing wrote nothing): count the wrong code against
         the token, deleting it at the limit, record the failure, commit, and raise InvalidMfaCode."""
         failures = await self._uow.mfa.count_challenge_failure(digest)
@@ -361,6 +364,7 @@ class LoginMfaHandler:
                 user_id=user_id,
                 reason="invalid_mfa_code",
                 mfa_token_exhausted=exhausted,
+                **sign_in_duration(started),
             )
         )
         await self._uow.commit()

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import ClassVar
 
-from usermgmt.application.audit import security_event
+from usermgmt.application.audit import security_event, sign_in_duration
 from usermgmt.application.commands import ClientInfo
 from usermgmt.application.devices import KnownDevices
 from usermgmt.application.email import Postman
@@ -86,20 +86,20 @@ class SessionIssuer:
             now = self._clock.now()
             check = factor.password
             if check is not None and check.changed_at is not None and user.password_changed_at != check.changed_at:
-                await self._refuse(user, client, reason="password_changed")
+                await self._refuse(user, client, factor, reason="password_changed")
                 raise InvalidCredentials()
             try:
                 user.ensure_active()
             except AccountPendingDeletion:
-                await self._refuse(user, client, reason="pending_deletion")
+                await self._refuse(user, client, factor, reason="pending_deletion")
                 raise
             except UserInactive:
-                await self._refuse(user, client, reason="account_disabled")
+                await self._refuse(user, client, factor, reason="account_disabled")
                 raise
             postman = self._postman
             if postman is not None and postman.policy.require_verified_email and not user.email_verified:
                 await send_verification_on_sign_in(self._uow, postman, user, client, now)
-                await self._refuse(user, client, reason="email_not_verified")  # commits the link with the record
+                await self._refuse(user, client, factor, reason="email_not_verified")  # commits the link too
                 raise EmailNotVerified()
             if check is not None and check.upgraded_hash is not None and user.password_hash == check.verified_hash:
                 user.rehash_password(check.upgraded_hash)  # unless another sign-in upgraded it meanwhile
@@ -130,6 +130,7 @@ class SessionIssuer:
                     user_id=user.id,
                     session_id=session.id,
                     amr=list(session.amr),
+                    **sign_in_duration(factor.started),
                 )
             )
             if self._devices is not None:
@@ -149,10 +150,17 @@ class SessionIssuer:
             session_id=session.id,
         )
 
-    async def _refuse(self, user: User, client: ClientInfo, *, reason: str) -> None:
+    async def _refuse(self, user: User, client: ClientInfo, factor: ProvenFactor, *, reason: str) -> None:
         """Record a refused sign-in in the open unit of work, and commit that record alone."""
         await self._uow.record(
-            security_event(EventType.LOGIN_FAILED, at=self._clock.now(), client=client, user_id=user.id, reason=reason)
+            security_event(
+                EventType.LOGIN_FAILED,
+                at=self._clock.now(),
+                client=client,
+                user_id=user.id,
+                reason=reason,
+                **sign_in_duration(factor.started),
+            )
         )
         await self._uow.commit()
 

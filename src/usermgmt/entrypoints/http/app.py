@@ -11,9 +11,11 @@ from fastapi import FastAPI
 
 import usermgmt
 from usermgmt.container import Container, build_container, close_resources
+from usermgmt.entrypoints import tracing
 from usermgmt.entrypoints.http.dependencies import LOGIN_PATH
 from usermgmt.entrypoints.http.errors import install_error_handlers
 from usermgmt.entrypoints.http.middleware import ProblemCORSMiddleware, RequestContextMiddleware, RequestGuardMiddleware
+from usermgmt.entrypoints.http.observability import RequestMetrics
 from usermgmt.entrypoints.http.openapi import install_openapi
 from usermgmt.entrypoints.http.routers import admin, auth, meta, mfa, oauth, users
 from usermgmt.entrypoints.http.schemas import LoginForm, LoginIn, Problem
@@ -35,7 +37,7 @@ def create_app(container: Container | None = None) -> FastAPI:
     settings = container.settings()
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         container.access_tokens()  # load (or generate) the signing keys now: a bad key stops the start
         container.hasher()
         container.mfa_codes()  # load (or generate) the data encryption keys now
@@ -46,10 +48,14 @@ def create_app(container: Container | None = None) -> FastAPI:
         gc.freeze()  # what start-up built lives as long as the process: keep it out of every later collection
         worker.start()  # delivers the outbox in the background, in every server process
         container.maintenance_loop().start()  # every process; one run per interval does the work (the lock)
+        sampler = container.metrics_sampler()
+        if sampler is not None:
+            sampler.start()  # pools, caches and the database-read gauges of this process
         try:
             yield
         finally:
             await close_resources(container)  # stops the worker first, within 3 seconds
+            tracing.shutdown(app)
 
     app = FastAPI(
         title="usermgmt",
@@ -83,10 +89,14 @@ def create_app(container: Container | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
             expose_headers=CORS_EXPOSED_HEADERS,
         )
+    metrics = container.metrics()
     app.add_middleware(
         RequestContextMiddleware,
         trusted_hosts=settings.http.trusted_hosts,
         trusted_proxies=app.state.trusted_proxies,
         hsts_max_age=settings.http.hsts_max_age,
+        observe=RequestMetrics(metrics) if metrics is not None else None,
     )
+    if tracing.enabled():
+        tracing.instrument(app, container.engine())
     return app

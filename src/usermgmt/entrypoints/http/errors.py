@@ -26,6 +26,7 @@ from usermgmt.application.errors import (
     InvalidMfaCode,
     InvalidMfaToken,
     InvalidPassword,
+    InvalidPeriod,
     InvalidRefreshToken,
     LastAdmin,
     MfaAlreadyEnabled,
@@ -61,6 +62,9 @@ from usermgmt.entrypoints.http.schemas import Problem
 logger = logging.getLogger(__name__)
 
 PROBLEM_JSON: Final = "application/problem+json"
+# Where an answered problem leaves its code (and a rate limit its rule) in the request's scope, for the metrics.
+PROBLEM_CODE_KEY: Final = "usermgmt.problem_code"
+RATE_LIMIT_RULE_KEY: Final = "usermgmt.rate_limit_rule"
 
 # Every DomainError class of usermgmt, by its exact class (a subclass needs its own entry; a test checks that none
 # is missing). An error missing here is answered as 500 internal_error and logged.
@@ -101,6 +105,7 @@ ERROR_STATUS: Final[Mapping[type[DomainError], int]] = {
     UnknownRole: 422,
     InvalidRoleName: 422,
     InvalidCursor: 422,
+    InvalidPeriod: 422,
     RecentSignInRequired: 403,
     InvalidClient: 401,
     AccountPendingDeletion: 403,
@@ -166,7 +171,8 @@ async def handle_domain_error(request: Request, error: Exception) -> JSONRespons
     status = ERROR_STATUS.get(type(error))
     if status is None:  # a bug, which tests/unit/entrypoints/test_error_table.py keeps out: never guess a 4xx
         logger.error("domain error %s has no status in ERROR_STATUS", type(error).__qualname__, exc_info=error)
-        return _internal_error()
+        return _internal_error(request)
+    request.scope[PROBLEM_CODE_KEY] = error.code
     headers: dict[str, str] = {}
     if isinstance(error, InvalidClient):
         headers["WWW-Authenticate"] = 'Basic realm="usermgmt", charset="UTF-8"'
@@ -175,6 +181,7 @@ async def handle_domain_error(request: Request, error: Exception) -> JSONRespons
             'Bearer error="invalid_token"' if isinstance(error, InvalidAccessToken) else "Bearer"
         )
     if isinstance(error, RateLimited):
+        request.scope[RATE_LIMIT_RULE_KEY] = error.rule
         headers["Retry-After"] = str(error.retry_after)
         headers["RateLimit-Limit"] = str(error.limit)
         headers["RateLimit-Remaining"] = "0"
@@ -190,11 +197,13 @@ async def handle_domain_error(request: Request, error: Exception) -> JSONRespons
     )
 
 
-async def handle_validation_error(_: Request, error: Exception) -> JSONResponse:
+async def handle_validation_error(request: Request, error: Exception) -> JSONResponse:
     error = cast(RequestValidationError, error)
     raw = error.errors()
     if any(item.get("type") == "json_invalid" for item in raw):
+        request.scope[PROBLEM_CODE_KEY] = "malformed_json"
         return problem(400, "malformed_json", "The request body is not valid JSON.")
+    request.scope[PROBLEM_CODE_KEY] = "validation_error"
     # Only location and message: never the submitted input, which may be a password.
     errors = [
         {"loc": [str(p) if not isinstance(p, int) else p for p in item["loc"]], "msg": item["msg"]} for item in raw
@@ -202,20 +211,22 @@ async def handle_validation_error(_: Request, error: Exception) -> JSONResponse:
     return problem(422, "validation_error", "The request is not valid.", errors=errors)
 
 
-async def handle_http_exception(_: Request, error: Exception) -> JSONResponse:
+async def handle_http_exception(request: Request, error: Exception) -> JSONResponse:
     error = cast(StarletteHTTPException, error)
     code = HTTP_CODES.get(error.status_code, "http_error")
+    request.scope[PROBLEM_CODE_KEY] = code
     detail = error.detail if isinstance(error.detail, str) else HTTPStatus(error.status_code).phrase
     return problem(error.status_code, code, detail, headers=error.headers)
 
 
-def _internal_error() -> JSONResponse:
+def _internal_error(request: Request) -> JSONResponse:
+    request.scope[PROBLEM_CODE_KEY] = "internal_error"
     return problem(500, "internal_error", "An unexpected error occurred. It has been logged.")
 
 
-async def handle_unexpected(_: Request, error: Exception) -> JSONResponse:
+async def handle_unexpected(request: Request, error: Exception) -> JSONResponse:
     logger.error("unhandled error", exc_info=error)
-    return _internal_error()
+    return _internal_error(request)
 
 
 def install_error_handlers(app: FastAPI) -> None:

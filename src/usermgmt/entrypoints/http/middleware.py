@@ -8,7 +8,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from http import HTTPStatus
 
 from starlette.datastructures import Headers
@@ -17,7 +17,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from usermgmt.entrypoints.http.client_ip import Networks, client_ip, forwarded_for
-from usermgmt.entrypoints.http.errors import PROBLEM_JSON, problem
+from usermgmt.entrypoints.http.errors import PROBLEM_CODE_KEY, PROBLEM_JSON, problem
 from usermgmt.entrypoints.logging import request_id_var
 
 access_logger = logging.getLogger("usermgmt.access")
@@ -30,8 +30,9 @@ JSON_TYPES = frozenset({"application/json"})
 FORM_TYPE = "application/x-www-form-urlencoded"
 
 
-async def _send_problem(send: Send, status: int, code: str, detail: str) -> None:
+async def _send_problem(scope: Scope, send: Send, status: int, code: str, detail: str) -> None:
     """The same problem+json the exception handlers give, for answers made before the app runs."""
+    scope[PROBLEM_CODE_KEY] = code
     problem = {"type": "about:blank", "title": HTTPStatus(status).phrase, "status": status, "detail": detail}
     body = json.dumps({**problem, "code": code}, separators=(",", ":")).encode()
     headers = [
@@ -83,16 +84,16 @@ class RequestGuardMiddleware:
         chunked = "transfer-encoding" in headers
         if declared is not None:
             if not declared.isdigit():
-                await _send_problem(send, 400, "bad_request", "Invalid Content-Length header.")
+                await _send_problem(scope, send, 400, "bad_request", "Invalid Content-Length header.")
                 return
             if int(declared) > self.max_body_bytes:
-                await self._too_large(send)
+                await self._too_large(scope, send)
                 return
         if (declared is not None and int(declared) > 0) or chunked:
             media_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
             allowed = media_type in JSON_TYPES or (media_type == FORM_TYPE and scope["path"] in self.form_paths)
             if not allowed:
-                await _send_problem(send, 415, "unsupported_media_type", "Send the body as application/json.")
+                await _send_problem(scope, send, 415, "unsupported_media_type", "Send the body as application/json.")
                 return
 
         chunks: list[bytes] = []
@@ -104,7 +105,7 @@ class RequestGuardMiddleware:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:
-                await self._too_large(send)
+                await self._too_large(scope, send)
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -121,13 +122,20 @@ class RequestGuardMiddleware:
 
         await self.app(scope, replay, send)
 
-    async def _too_large(self, send: Send) -> None:
-        await _send_problem(send, 413, "payload_too_large", f"The body must be at most {self.max_body_bytes} bytes.")
+    async def _too_large(self, scope: Scope, send: Send) -> None:
+        await _send_problem(
+            scope, send, 413, "payload_too_large", f"The body must be at most {self.max_body_bytes} bytes."
+        )
+
+
+# Told of every request once it is answered (or abandoned: status None): its scope, status and duration.
+RequestObserver = Callable[[Scope, int | None, float], None]
 
 
 class RequestContextMiddleware:
     """Outermost layer: a request id (taken from ``X-Request-ID`` when well-formed, else new) for logs and the
-    response; security headers on every response; the Host allow-list; one access-log line per request."""
+    response; security headers on every response; the Host allow-list; one access-log line per request, and
+    ``observe`` (the metrics) told of it."""
 
     def __init__(
         self,
@@ -136,8 +144,9 @@ class RequestContextMiddleware:
         trusted_hosts: Sequence[str] = ("*",),
         trusted_proxies: Networks = (),
         hsts_max_age: int = 0,
+        observe: RequestObserver | None = None,
     ) -> None:
-        self.app, self.trusted_proxies = app, trusted_proxies
+        self.app, self.trusted_proxies, self.observe = app, trusted_proxies, observe
         self.any_host = "*" in trusted_hosts
         self.hosts = [h.lower() for h in trusted_hosts if h != "*"]
         self.hsts = f"max-age={hsts_max_age}; includeSubDomains".encode() if hsts_max_age else None
@@ -165,12 +174,15 @@ class RequestContextMiddleware:
 
         try:
             if not self._host_allowed(headers.get("host", "")):
-                await _send_problem(send_with_headers, 400, "invalid_host", "Unknown Host header.")
+                await _send_problem(scope, send_with_headers, 400, "invalid_host", "Unknown Host header.")
             else:
                 await self.app(scope, receive, send_with_headers)
         finally:
+            seconds = time.perf_counter() - started
+            if self.observe is not None:
+                self.observe(scope, status, seconds)
             if access_logger.isEnabledFor(logging.INFO):  # build the line only when it will be written
-                self._log(scope, status, time.perf_counter() - started)
+                self._log(scope, status, seconds)
             request_id_var.reset(token)
 
     def _log(self, scope: Scope, status: int | None, seconds: float) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -263,6 +263,44 @@ class AdminEventOut(EventOut):
 class AdminEventPageOut(BaseModel):
     items: list[AdminEventOut]
     next_cursor: str | None = Field(description="Pass as ?cursor= for the next (older) page; null at the end.")
+
+
+class DayCountOut(BaseModel):
+    day: date = Field(description="A UTC date.")
+    registrations: int
+
+
+class StatsOut(BaseModel):
+    """The KPIs of the period [from, to), as docs/operations.md defines them. A rate (0 to 1) or a mean is null
+    when the period holds nothing to divide by."""
+
+    from_: datetime = Field(serialization_alias="from", description="The period's start (included), UTC.")
+    to: datetime = Field(description="The period's end (excluded), UTC.")
+    registrations: int = Field(description="`registered` events in the period.")
+    registrations_per_day: float = Field(description="registrations / the period's length in days.")
+    registrations_by_day: list[DayCountOut] = Field(description="registrations per UTC date the period touches.")
+    sign_in_attempts: int = Field(description="`login_succeeded` + `login_failed` (rate-limited requests are neither).")
+    sign_ins_succeeded: int = Field(description="`login_succeeded`: completed sign-ins (a 2FA one counts once).")
+    login_success_rate: float | None = Field(description="sign_ins_succeeded / sign_in_attempts.")
+    authentication_latency_ms: float | None = Field(
+        description="Mean server-side time of a sign-in attempt (its last step), in milliseconds."
+    )
+    users_total: int = Field(description="Accounts now.")
+    users_with_mfa: int = Field(description="Accounts now with a confirmed TOTP authenticator.")
+    mfa_adoption: float | None = Field(description="users_with_mfa / users_total, now.")
+    retention_cohort: int = Field(description="Accounts registered in [from, to - 7 days) that still exist.")
+    retained_7d: int = Field(description="Those of the cohort active 7 days or more after registering, before to.")
+    retention_7d: float | None = Field(description="retained_7d / retention_cohort.")
+    password_resets: int = Field(description="`password_reset` events in the period.")
+    password_reset_median_seconds: float | None = Field(
+        description="Median seconds from the account's latest `password_reset_requested` to `password_reset`."
+    )
+    deletions: int = Field(description="Accounts erased in the period (`account_deleted`).")
+    deletions_within_24h: int = Field(description="Those erased at most 24 hours after they were due.")
+    deletions_overdue: int = Field(description="Accounts whose erasure fell due in the period and is 24 hours late.")
+    deletions_within_24h_rate: float | None = Field(
+        description="deletions_within_24h / (deletions + deletions_overdue)."
+    )
 
 
 # --- privacy and integration ---------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@ this adapter only passes the caller (``Actor``) along."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
@@ -10,6 +11,7 @@ from fastapi import APIRouter, Depends, Path, Query, Response, status
 
 from usermgmt.application import commands
 from usermgmt.application.handlers import admin as handlers
+from usermgmt.application.handlers.stats import StatsHandler
 from usermgmt.application.results import Principal
 from usermgmt.domain.errors import InvalidEmail, InvalidFullName, InvalidUsername
 from usermgmt.domain.events import EventType
@@ -23,6 +25,7 @@ from usermgmt.entrypoints.http.routers.presenters import (
     receipt_out,
     role_out,
     session_out,
+    stats_out,
     user_page_out,
 )
 from usermgmt.entrypoints.http.routing import StrictJsonRoute
@@ -37,6 +40,7 @@ from usermgmt.entrypoints.http.schemas import (
     RolePatch,
     RolesIn,
     SessionOut,
+    StatsOut,
     UserPageOut,
     UserRolesOut,
 )
@@ -397,3 +401,27 @@ async def list_events(
         )
     )
     return admin_event_page_out(page)
+
+
+# --- the KPIs ------------------------------------------------------------------------------------------------------
+
+
+@router.get(
+    "/stats",
+    operation_id="admin_stats_get",
+    response_model=StatsOut,
+    responses=problem_responses(StatsHandler, parameters=True, bearer=True),
+)
+async def get_stats(
+    actor: AdminActor,
+    handler: Annotated[StatsHandler, deps.provided("admin_stats")],
+    from_: Annotated[
+        datetime | None,
+        Query(alias="from", description="The period's start (ISO 8601; no offset: UTC). Default: 30 days before to."),
+    ] = None,
+    to: Annotated[datetime | None, Query(description="The period's end, excluded (ISO 8601). Default: now.")] = None,
+) -> StatsOut:
+    """The service's KPIs over [from, to), at most 366 days, computed from the audit trail (permission
+    `events:read`): registrations, sign-in success rate and latency, 2FA adoption, 7-day retention, password-reset
+    time, deletions processed within 24 hours. docs/operations.md defines each figure."""
+    return stats_out(await handler(commands.GetStats(actor=actor, from_=from_, to=to)))

@@ -12,6 +12,7 @@ from usermgmt.application.results import (
     MfaStatus,
     Principal,
     SessionView,
+    Stats,
     TokenPair,
     UserPage,
 )
@@ -23,6 +24,7 @@ from usermgmt.entrypoints.http.schemas import (
     AdminEventPageOut,
     AdminUserDetailOut,
     AdminUserOut,
+    DayCountOut,
     DeletionReceiptOut,
     ErasedOut,
     EventOut,
@@ -33,6 +35,7 @@ from usermgmt.entrypoints.http.schemas import (
     MfaStatusOut,
     RoleOut,
     SessionOut,
+    StatsOut,
     TokenPairOut,
     UserOut,
     UserPageOut,
@@ -193,4 +196,30 @@ def export_out(export: DataExport) -> ExportOut:
             for s in export.sessions
         ],
         security_events=[event_out(stored) for stored in export.events],
+    )
+
+
+def stats_out(stats: Stats) -> StatsOut:
+    return StatsOut(
+        from_=stats.from_,
+        to=stats.to,
+        registrations=stats.registrations,
+        registrations_per_day=stats.registrations_per_day,
+        registrations_by_day=[DayCountOut(day=day, registrations=n) for day, n in stats.registrations_by_day],
+        sign_in_attempts=stats.sign_in_attempts,
+        sign_ins_succeeded=stats.sign_ins_succeeded,
+        login_success_rate=stats.login_success_rate,
+        authentication_latency_ms=stats.authentication_latency_ms,
+        users_total=stats.users_total,
+        users_with_mfa=stats.users_with_mfa,
+        mfa_adoption=stats.mfa_adoption,
+        retention_cohort=stats.retention_cohort,
+        retained_7d=stats.retained_7d,
+        retention_7d=stats.retention_7d,
+        password_resets=stats.password_resets,
+        password_reset_median_seconds=stats.password_reset_median_seconds,
+        deletions=stats.deletions,
+        deletions_within_24h=stats.deletions_within_24h,
+        deletions_overdue=stats.deletions_overdue,
+        deletions_within_24h_rate=stats.deletions_within_24h_rate,
     )
