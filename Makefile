@@ -11,7 +11,7 @@ PORT ?= 8000
 WORKERS ?= 1
 PYTEST_ARGS ?=
 
-.PHONY: bench help install run migrate serve lint fmt typecheck contracts security test test-unit test-integration test-e2e test-fuzz revision clean
+.PHONY: promtool bench help install run migrate serve lint fmt typecheck contracts security test test-unit test-integration test-e2e test-fuzz revision clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -59,8 +59,18 @@ contracts: install ## import-linter: the hexagon's layer contracts
 security: install ## bandit over src/: no medium or high findings
 	$(VENV)/bandit -q -r src -ll
 
-test: lint typecheck contracts security ## everything: lint, types, contracts, bandit, then all tests with coverage
-	$(VENV)/pytest --cov --cov-report=term $(PYTEST_ARGS)
+# promtool (checks the alert rules in docs/deploy): from PATH, or unpacked from Debian's prometheus package into
+# .tools/ (the package itself would install and start a Prometheus server). Without it those tests are skipped.
+PROMTOOL_DIR := $(CURDIR)/.tools/promtool
+promtool:
+	@command -v promtool >/dev/null || [ -x $(PROMTOOL_DIR)/usr/bin/promtool ] || { \
+	  tmp=$$(mktemp -d) && cd $$tmp && { apt-get download prometheus -qq 2>/dev/null \
+	    || { apt-get update -qq && apt-get download prometheus -qq; }; } \
+	  && dpkg-deb -x prometheus_*.deb $(PROMTOOL_DIR) && rm -rf $$tmp; \
+	} || echo "promtool unavailable: the alert-rule checks will be skipped"
+
+test: lint typecheck contracts security promtool ## everything: lint, types, contracts, bandit, then all tests with coverage
+	PATH="$$PATH:$(PROMTOOL_DIR)/usr/bin" $(VENV)/pytest --cov --cov-report=term $(PYTEST_ARGS)
 
 test-unit: install ## domain and application tests with fakes; no database
 	$(VENV)/pytest tests/unit $(PYTEST_ARGS)

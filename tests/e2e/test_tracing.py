@@ -45,13 +45,18 @@ async def traced(container: Container, clean_database: AsyncEngine) -> AsyncIter
     handler.addFilter(RequestIdFilter())
     access = logging.getLogger("usermgmt.access")
     access.addHandler(handler)
-    level, access.level = access.level, logging.INFO
+    # Whatever earlier tests did to logging (a dictConfig disables existing loggers), this logger writes here.
+    level, disabled, access.level, access.disabled = access.level, access.disabled, logging.INFO, False
+    previous_disable = logging.root.manager.disable
+    logging.disable(logging.NOTSET)
     try:
         async with LifespanManager(app), client_for(app) as client:
             yield Traced(client=client, spans=exporter, log=log)
     finally:
         access.removeHandler(handler)
         access.setLevel(level)
+        access.disabled = disabled
+        logging.disable(previous_disable)
 
 
 def ancestors(span: ReadableSpan, by_id: dict[int, ReadableSpan]) -> list[ReadableSpan]:

@@ -118,7 +118,7 @@ CASES: list[tuple[str, str, Read, Any]] = [
         {"billing": "a-long-secret-of-the-billing-service"},
     ),
     ("METRICS_PORT", "9464", lambda s: s.observability.metrics_port, 9464),
-    ("METRICS_HOST", "0.0.0.0", lambda s: s.observability.metrics_host, "0.0.0.0"),
+    ("METRICS_HOST", "10.0.0.5", lambda s: s.observability.metrics_host, "10.0.0.5"),
     ("METRICS_DIR", "/run/usermgmt-metrics", lambda s: s.observability.metrics_dir, Path("/run/usermgmt-metrics")),
     ("KPI_REFRESH_INTERVAL", "PT30S", lambda s: s.observability.kpi_refresh_interval, timedelta(seconds=30)),
     ("SMTP_PORT", "465", lambda s: s.email.smtp_port, 465),

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -138,6 +139,8 @@ class Metrics:
             name: Gauge(f"usermgmt_kpi_{name}", text, registry=registry, multiprocess_mode="mostrecent")
             for name, text in KPI_GAUGES.items()
         }
+        for gauge in self.kpis.values():
+            gauge.set(math.nan)  # no figure until the first refresh: not a misleading 0
 
     # Callers in the adapters.
 
@@ -171,10 +174,10 @@ class Metrics:
         )
 
     def set_kpis(self, values: dict[str, float | None]) -> None:
-        """Each KPI gauge to its value; a figure without data (None) is left as it was."""
+        """Each KPI gauge to its value; a figure without data (None: nothing to divide by) is NaN, which no alert
+        threshold compares true with."""
         for name, value in values.items():
-            if value is not None:
-                self.kpis[name].set(value)
+            self.kpis[name].set(value if value is not None else math.nan)
 
 
 class HashTiming:

@@ -4,6 +4,7 @@ the problem codes, the hashing queue, the sampler."""
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 from datetime import UTC, datetime
 from types import SimpleNamespace
@@ -154,10 +155,12 @@ def test_a_failing_refresh_keeps_the_sampler_going(metrics: Metrics, caplog: pyt
     assert "cannot refresh the KPI and outbox gauges" in caplog.text
 
 
-def test_kpis_without_data_keep_their_last_value(metrics: Metrics) -> None:
+def test_a_kpi_without_data_is_not_a_number(metrics: Metrics) -> None:
+    assert math.isnan(value(metrics, "usermgmt_kpi_login_success_ratio"))  # before the first refresh
     metrics.set_kpis({"login_success_ratio": 0.99})
-    metrics.set_kpis({"login_success_ratio": None})
     assert value(metrics, "usermgmt_kpi_login_success_ratio") == 0.99
+    metrics.set_kpis({"login_success_ratio": None})
+    assert math.isnan(value(metrics, "usermgmt_kpi_login_success_ratio"))
 
 
 def test_the_metrics_port_answers_metrics_only(tmp_path: Any) -> None:

@@ -43,9 +43,8 @@ class LoginHandler:
 
     async def __call__(self, cmd: commands.Login) -> SignInResult:
         """Raises: RateLimited, InvalidCredentials, UserInactive."""
-        started = (
-            time.perf_counter()
-        )  # the duration_ms of the outcome's event: this use case's time, throttles included
+        # The duration_ms of the outcome's event: this use case's time, throttles included.
+        started = time.perf_counter()
         client = cmd.client
         await self._guard.hit_per_client(RateRule.LOGIN_PER_IP, client)
         password = PlainPassword(cmd.password)

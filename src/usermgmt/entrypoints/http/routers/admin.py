@@ -3,11 +3,13 @@ this adapter only passes the caller (``Actor``) along."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Path, Query, Response, status
+from pydantic import BeforeValidator
 
 from usermgmt.application import commands
 from usermgmt.application.handlers import admin as handlers
@@ -405,6 +407,18 @@ async def list_events(
 
 # --- the KPIs ------------------------------------------------------------------------------------------------------
 
+_ISO_DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
+def _iso_date_time(value: object) -> object:
+    """Only an ISO 8601 date and time: pydantic would also take a bare number (seconds since 1970) or a date."""
+    if isinstance(value, str) and not _ISO_DATE_TIME.match(value):
+        raise ValueError("an ISO 8601 date and time, such as 2026-12-01T00:00:00Z")
+    return value
+
+
+IsoDateTime = Annotated[datetime, BeforeValidator(_iso_date_time)]
+
 
 @router.get(
     "/stats",
@@ -416,10 +430,10 @@ async def get_stats(
     actor: AdminActor,
     handler: Annotated[StatsHandler, deps.provided("admin_stats")],
     from_: Annotated[
-        datetime | None,
+        IsoDateTime | None,
         Query(alias="from", description="The period's start (ISO 8601; no offset: UTC). Default: 30 days before to."),
     ] = None,
-    to: Annotated[datetime | None, Query(description="The period's end, excluded (ISO 8601). Default: now.")] = None,
+    to: Annotated[IsoDateTime | None, Query(description="The period's end, excluded (ISO 8601). Default: now.")] = None,
 ) -> StatsOut:
     """The service's KPIs over [from, to), at most 366 days, computed from the audit trail (permission
     `events:read`): registrations, sign-in success rate and latency, 2FA adoption, 7-day retention, password-reset
