@@ -220,3 +220,31 @@ async def test_an_event_added_before_the_erasure_in_the_same_unit_of_work_goes_w
 
     assert receipt["security_events"] == 1
     assert await every_stored_event(uow, sql_engine) == []
+
+
+async def test_failed_sign_ins_are_read_newest_first_since_a_time_and_from_an_address(uow: UnitOfWork) -> None:
+    """What the account limits count while the rate-limit store is down (Guard._recorded_failures)."""
+    alice, bob = new_user("alice@example.com"), new_user("bob@example.com")
+    await given_users(uow, alice, bob)
+    failures = [replace(event(alice, EventType.LOGIN_FAILED, minutes=m), ip=ip) for m, ip in
+                [(0, "203.0.113.9"), (1, "198.51.100.7"), (2, "203.0.113.9"), (3, "203.0.113.9")]]  # fmt: skip
+    others = [event(alice, EventType.LOGIN_SUCCEEDED, minutes=4), event(bob, EventType.LOGIN_FAILED, minutes=5)]
+    async with uow:
+        for e in [*failures, *others]:
+            await uow.events.add(e)
+        await uow.commit()
+
+    async with uow:
+        events = uow.events
+        assert await events.failed_sign_ins(alice.id, since=NOW, limit=10) == [
+            NOW + timedelta(minutes=m) for m in (3, 2, 1, 0)
+        ]
+        assert await events.failed_sign_ins(alice.id, since=NOW + timedelta(minutes=1), limit=2) == [
+            NOW + timedelta(minutes=3),
+            NOW + timedelta(minutes=2),
+        ]
+        assert await events.failed_sign_ins(alice.id, since=NOW, limit=10, ip="198.51.100.7") == [
+            NOW + timedelta(minutes=1)
+        ]
+        assert await events.last_at(alice.id, EventType.LOGIN_SUCCEEDED, ip="203.0.113.9") == NOW + timedelta(minutes=4)
+        assert await events.last_at(alice.id, EventType.LOGIN_SUCCEEDED, ip="198.51.100.7") is None

@@ -77,6 +77,7 @@ async def test_redis_down_falls_back_to_memory_logs_it_and_comes_back(
     assert isinstance(limiter, FallbackRateLimiter)
     limiter._cooldown = 0.5
     assert (await limiter.hit(RATE, key)).remaining == 2  # through Redis
+    assert not limiter.degraded()
 
     await redis_proxy.stop()
     with caplog.at_level(logging.WARNING, logger="usermgmt.adapters.rate_limit"):
@@ -84,9 +85,11 @@ async def test_redis_down_falls_back_to_memory_logs_it_and_comes_back(
     # Still limiting (in this process's memory), never raising.
     assert [s.allowed for s in during] == [True, True, True, False]
     assert any("rate-limit storage unavailable" in r.getMessage() for r in caplog.records)
+    assert limiter.degraded()  # the account limits now also count the recorded failures (Guard)
 
     await redis_proxy.start()
     await asyncio.sleep(0.6)
     recovered = await limiter.hit(RATE, key)
+    assert not limiter.degraded()
     assert recovered.allowed
     assert recovered.remaining == 1  # Redis again: its own count (1 before the outage + this one)

@@ -348,9 +348,26 @@ class InMemoryEventRepository:
         ]
         return found[:limit]
 
-    async def last_at(self, user_id: UserId, type: EventType) -> datetime | None:
-        times = [e.event.at for e in self._store.events if e.event.user_id == user_id and e.event.type is type]
+    async def last_at(self, user_id: UserId, type: EventType, *, ip: str | None = None) -> datetime | None:
+        times = [
+            e.event.at
+            for e in self._store.events
+            if e.event.user_id == user_id and e.event.type is type and (ip is None or e.event.ip == ip)
+        ]
         return max(times, default=None)
+
+    async def failed_sign_ins(
+        self, user_id: UserId, *, since: datetime, limit: int, ip: str | None = None
+    ) -> Sequence[datetime]:
+        found = [
+            e.event.at
+            for e in reversed(self._store.events)
+            if e.event.user_id == user_id
+            and e.event.type is EventType.LOGIN_FAILED
+            and e.event.at >= since
+            and (ip is None or e.event.ip == ip)
+        ]
+        return found[:limit]
 
     async def delete_anonymous_before(self, cutoff: datetime) -> int:
         kept = [e for e in self._store.events if e.event.user_id is not None or e.event.at >= cutoff]
@@ -1028,6 +1045,7 @@ class InMemoryRateLimiter:
     def __init__(self, clock: FrozenClock) -> None:
         self._clock = clock
         self._hits: dict[str, list[datetime]] = {}
+        self.failing = False
 
     def _window(self, rate: Rate, key: str) -> list[datetime]:
         start = self._clock.now() - rate.period
@@ -1050,3 +1068,7 @@ class InMemoryRateLimiter:
 
     async def clear(self, rate: Rate, key: str) -> None:
         self._hits.pop(key, None)
+
+    def degraded(self) -> bool:
+        """Set ``failing`` to play a shared store that is down (the counts are then this process's alone)."""
+        return self.failing

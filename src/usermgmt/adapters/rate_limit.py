@@ -1,7 +1,9 @@
 """Rate limiting with the ``limits`` library (moving window): in memory, or in Redis shared by every instance.
 
 If Redis fails, counting falls back to this process's memory for a while (and says so in the log) rather than
-failing requests or switching protection off: limits stay per-instance until Redis answers again.
+failing requests or switching protection off: limits stay per-process until Redis answers again, except the
+account limits on failed sign-ins, which are then counted from the ``login_failed`` events in PostgreSQL (shared
+by every process and instance; ``Guard.reserve_password_check``).
 """
 
 from __future__ import annotations
@@ -39,6 +41,9 @@ class LimitsRateLimiter:
     async def clear(self, rate: Rate, key: str) -> None:
         await self._strategy.clear(_item(rate), self._namespace, key)
 
+    def degraded(self) -> bool:
+        return False  # memory is this process's by design; Redis is shared
+
     async def _status(self, item: RateLimitItem, key: str, *, allowed: bool) -> RateStatus:
         stats = await self._strategy.get_window_stats(item, self._namespace, key)
         return RateStatus(
@@ -55,14 +60,23 @@ class FallbackRateLimiter:
     def __init__(self, primary: LimitsRateLimiter, fallback: LimitsRateLimiter, *, cooldown: float = 5.0) -> None:
         self._primary, self._fallback, self._cooldown = primary, fallback, cooldown
         self._down_until = 0.0
+        self._degraded = False  # the last count was made in memory because Redis failed
 
     async def hit(self, rate: Rate, key: str) -> RateStatus:
         if self._primary_usable():
             try:
-                return await self._primary.hit(rate, key)
+                status = await self._primary.hit(rate, key)
             except Exception as exc:  # the limits/Redis client raises many types; all mean "storage unusable"
                 self._trip(exc)
+            else:
+                self._degraded = False
+                return status
         return await self._fallback.hit(rate, key)
+
+    def degraded(self) -> bool:
+        """Whether Redis failed at the last try: counts are then per process (the account limits fall back on the
+        failed sign-ins PostgreSQL records, ``Guard``)."""
+        return self._degraded
 
     async def clear(self, rate: Rate, key: str) -> None:
         if self._primary_usable():
@@ -77,6 +91,7 @@ class FallbackRateLimiter:
 
     def _trip(self, exc: Exception) -> None:
         self._down_until = time.monotonic() + self._cooldown
+        self._degraded = True
         logger.warning(
             "rate-limit storage unavailable (%s); counting in memory for %.0fs",
             type(exc).__name__,

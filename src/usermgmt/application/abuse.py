@@ -7,9 +7,9 @@ table take both from this module). Use cases never name a rule by a string.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Final, NoReturn
@@ -108,6 +108,12 @@ class RateLimitPolicy:
         return str(address)
 
 
+def _recorded_limit(rule: RateRule, rate: Rate, newest_first: Sequence[datetime], now: datetime) -> RateLimited:
+    """The rejection of a window full of recorded failures: open again when the oldest of them leaves it."""
+    reopens = newest_first[rate.limit - 1] + rate.period
+    return RateLimited(retry_after=max(0.0, (reopens - now).total_seconds()), limit=rate.limit, rule=rule.value)
+
+
 class Throttle:
     """Applies a ``RateLimitPolicy``: counts hits of a rule per key and raises ``RateLimited`` naming the rule."""
 
@@ -124,6 +130,10 @@ class Throttle:
     async def clear(self, rule: RateRule, key: str) -> None:
         if self.policy.enabled:
             await self._limiter.clear(self.policy.rate(rule), f"{rule}:{key}")
+
+    def degraded(self) -> bool:
+        """Whether the limits are on and counted in this process alone because the shared store is failing."""
+        return self.policy.enabled and self._limiter.degraded()
 
     async def first_in_window(self, rule: RateRule, key: str) -> bool:
         """True once per window of ``rule`` for ``key``: lets a flood of rejections leave one audit record."""
@@ -189,16 +199,55 @@ class Guard:
         ``user_id`` (the account it found, if any) is named in the audit record of a rejection; ``known_ip`` is asked
         only when the account-wide window is full.
 
+        While the shared store is down (``Throttle.degraded``), the account limits are also counted from the failed
+        sign-ins the database records, which every process and instance share (``_recorded_failures``).
+
         Raises: RateLimited.
         """
         await self.hit(
             RateRule.LOGIN_FAILURES_PER_ACCOUNT_IP, self._account_ip(account, client), client=client, user_id=user_id
         )
+        if user_id is not None and self._throttle.degraded():  # asked after a hit: it finds the store down
+            await self._recorded_failures(account, client, user_id, known_ip)
         try:
             await self._throttle.hit(RateRule.LOGIN_FAILURES_PER_ACCOUNT, account)
         except RateLimited as exc:
             if user_id is None or not await known_ip():
                 await self._reject(exc, account, client=client, user_id=user_id)
+
+    async def _recorded_failures(
+        self, account: str, client: ClientInfo, user_id: UserId, known_ip: Callable[[], Awaitable[bool]]
+    ) -> None:
+        """The account limits counted from the ``login_failed`` events of ``user_id``: from ``client``'s address
+        since its last successful sign-in (within the window), and from anywhere (unless ``known_ip``).
+
+        Each process's memory would let through its own full window, so N processes (or instances) would allow N
+        times the limit; the events are shared. They are written once a check has failed, so sequential guesses
+        are held to the limit exactly; guesses sent in parallel can each pass before any is recorded (at most the
+        concurrency over the limit). The address is matched exactly (the memory limits group an IPv6 network).
+        Raises: RateLimited."""
+        now = self._clock.now()
+        policy = self._throttle.policy
+        per_ip, everywhere = (
+            policy.rate(RateRule.LOGIN_FAILURES_PER_ACCOUNT_IP),
+            policy.rate(RateRule.LOGIN_FAILURES_PER_ACCOUNT),
+        )
+        async with self._uow:
+            events = self._uow.events
+            from_ip: Sequence[datetime] = []
+            if client.ip is not None:
+                since = now - per_ip.period
+                succeeded = await events.last_at(user_id, EventType.LOGIN_SUCCEEDED, ip=client.ip)
+                from_ip = await events.failed_sign_ins(
+                    user_id, since=max(since, succeeded) if succeeded else since, limit=per_ip.limit, ip=client.ip
+                )
+            anywhere = await events.failed_sign_ins(user_id, since=now - everywhere.period, limit=everywhere.limit)
+        if len(from_ip) >= per_ip.limit:
+            error = _recorded_limit(RateRule.LOGIN_FAILURES_PER_ACCOUNT_IP, per_ip, from_ip, now)
+            await self._reject(error, self._account_ip(account, client), client=client, user_id=user_id)
+        if len(anywhere) >= everywhere.limit and not await known_ip():
+            error = _recorded_limit(RateRule.LOGIN_FAILURES_PER_ACCOUNT, everywhere, anywhere, now)
+            await self._reject(error, account, client=client, user_id=user_id)
 
     async def is_known_ip(self, user_id: UserId | None, client: ClientInfo) -> bool:
         """Whether the owner has a live session from ``client``'s address (its IPv6 network, as per-IP limits

@@ -93,8 +93,14 @@ class EventRepository(Protocol):
     ) -> Sequence[StoredEvent]:
         """Every account's events (the admin trail), newest first, narrowed by the filters given."""
 
-    async def last_at(self, user_id: UserId, type: EventType) -> datetime | None:
-        """When the user's newest event of ``type`` happened, if any is kept."""
+    async def last_at(self, user_id: UserId, type: EventType, *, ip: str | None = None) -> datetime | None:
+        """When the user's newest event of ``type`` happened (from ``ip`` only, when given), if any is kept."""
+
+    async def failed_sign_ins(
+        self, user_id: UserId, *, since: datetime, limit: int, ip: str | None = None
+    ) -> Sequence[datetime]:
+        """When the user's newest ``login_failed`` events at or after ``since`` happened (from ``ip`` only, when
+        given), newest first, at most ``limit`` of them."""
 
     async def delete_anonymous_before(self, cutoff: datetime) -> int:
         """Delete the events that name no account (failed logins of unknown names, deletion marks, role changes)
@@ -613,6 +619,10 @@ class RateLimiter(Protocol):
         """Count one hit; ``allowed`` is False (and nothing is counted) when the window is already full."""
 
     async def clear(self, rate: Rate, key: str) -> None: ...
+
+    def degraded(self) -> bool:
+        """True while the counts are this process's alone because the store shared by every process (Redis) is
+        failing: each process then lets a client through its own window."""
 
 
 class BreachedPasswordChecker(Protocol):

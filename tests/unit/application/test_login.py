@@ -22,10 +22,11 @@ from usermgmt.adapters.memory import (
     FakeAccessTokenService,
     FakePasswordHasher,
     FrozenClock,
+    InMemoryRateLimiter,
     SequentialIdGenerator,
 )
 from usermgmt.adapters.refresh_tokens import SecretsRefreshTokenFactory
-from usermgmt.application.abuse import RateLimitPolicy, RateRule
+from usermgmt.application.abuse import Guard, RateLimitPolicy, RateRule, Throttle
 from usermgmt.application.commands import RegisterUser
 from usermgmt.application.errors import InvalidCredentials, RateLimited
 from usermgmt.application.handlers.login import LoginHandler
@@ -394,3 +395,82 @@ async def test_disabled_limits_never_refuse(uow: RecordingUnitOfWork, clock: Fro
     await fail(handler, 20)
 
     assert (await handler(login_cmd())).session_id
+
+
+# --- the shared rate-limit store down: the account limits counted from the recorded failures ----------------------
+
+
+class Process:
+    """One server process: its own rate-limit memory (the shared store failing), the shared database."""
+
+    def __init__(
+        self, uow: RecordingUnitOfWork, hasher: FakePasswordHasher, issuer: SessionIssuer, clock: FrozenClock
+    ) -> None:
+        self.limiter = InMemoryRateLimiter(clock)
+        self.limiter.failing = True
+        guard = Guard(
+            Throttle(self.limiter, strict_limits()), RecordingUnitOfWork(uow.store, recorded=uow.recorded), clock
+        )
+        self.login = SignIn(LoginHandler(uow=uow, hasher=hasher, issuer=issuer, clock=clock, guard=guard))
+
+
+@pytest.fixture
+def processes(
+    uow: RecordingUnitOfWork, hasher: FakePasswordHasher, issuer: SessionIssuer, clock: FrozenClock
+) -> tuple[Process, Process]:
+    return Process(uow, hasher, issuer, clock), Process(uow, hasher, issuer, clock)
+
+
+async def test_with_the_store_down_two_processes_share_the_account_ip_limit(
+    processes: tuple[Process, Process], alice: User, clock: FrozenClock
+) -> None:
+    first, second = processes
+    for process in (first, second, first):  # each process's memory holds one or two: under its own limit of 3
+        await fail(process.login, 1)
+    clock.advance(timedelta(minutes=5))
+
+    with pytest.raises(RateLimited) as excinfo:
+        await second.login(login_cmd())  # the database holds three failures from this address
+
+    assert excinfo.value.rule == "login_failures_per_account_ip"
+    assert excinfo.value.retry_after == 10 * 60  # when the oldest of the three leaves the 15-minute window
+    clock.advance(timedelta(minutes=10, seconds=1))
+    assert (await second.login(login_cmd())).session_id
+
+
+async def test_with_the_store_down_a_success_from_the_address_starts_the_count_again(
+    processes: tuple[Process, Process], alice: User, clock: FrozenClock
+) -> None:
+    first, second = processes
+    await fail(first.login, 2)
+    clock.advance(timedelta(seconds=1))
+    await second.login(login_cmd())
+    clock.advance(timedelta(seconds=1))
+    await fail(second.login, 1)
+    await fail(first.login, 1)  # four failures in the window, two of them since the success
+
+    assert (await second.login(login_cmd())).session_id  # (first's own memory still holds its three)
+
+
+async def test_with_the_store_down_the_account_wide_ceiling_is_shared_and_spares_the_owner(
+    processes: tuple[Process, Process], alice: User, clock: FrozenClock
+) -> None:
+    first, second = processes
+    home = "203.0.113.50"
+    await first.login(login_cmd(ip=home))  # the owner's live session
+    for n, attacker in enumerate(("198.51.100.1", "198.51.100.2", "198.51.100.3", "198.51.100.4", "198.51.100.5")):
+        await fail((first, second)[n % 2].login, 1, ip=attacker)
+
+    with pytest.raises(RateLimited) as excinfo:
+        await second.login(login_cmd(ip="198.51.100.6"))
+    assert excinfo.value.rule == "login_failures_per_account"
+    assert (await second.login(login_cmd(ip=home))).session_id
+
+
+async def test_with_the_store_up_the_recorded_failures_are_not_read(
+    login: SignIn, throttle: Throttle, uow: RecordingUnitOfWork, alice: User
+) -> None:
+    """The store shared by every process counts alone: no extra read of the trail on the login path."""
+    assert not throttle.degraded()
+    await fail(login, 2)
+    assert (await login(login_cmd())).session_id

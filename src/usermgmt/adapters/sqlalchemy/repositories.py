@@ -345,12 +345,32 @@ class SqlAlchemyEventRepository:
         )
         return int(result.rowcount)
 
-    async def last_at(self, user_id: UserId, type: EventType) -> datetime | None:
+    async def last_at(self, user_id: UserId, type: EventType, *, ip: str | None = None) -> datetime | None:
         statement = select(func.max(security_events.c.at)).where(
             security_events.c.user_id == user_id, security_events.c.type == type.value
         )
+        if ip is not None:
+            statement = statement.where(security_events.c.ip == ip)
         result: datetime | None = (await self._connection.execute(statement)).scalar_one_or_none()
         return result
+
+    async def failed_sign_ins(
+        self, user_id: UserId, *, since: datetime, limit: int, ip: str | None = None
+    ) -> Sequence[datetime]:
+        # The user's events newest first through (user_id, id): an account's own trail, not the table.
+        statement = (
+            select(security_events.c.at)
+            .where(
+                security_events.c.user_id == user_id,
+                security_events.c.type == EventType.LOGIN_FAILED.value,
+                security_events.c.at >= since,
+            )
+            .order_by(security_events.c.id.desc())
+            .limit(limit)
+        )
+        if ip is not None:
+            statement = statement.where(security_events.c.ip == ip)
+        return list((await self._connection.execute(statement)).scalars())
 
 
 def _stored_event(row: Row[Any]) -> StoredEvent:
