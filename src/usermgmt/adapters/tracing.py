@@ -1,8 +1,8 @@
 """Spans around the adapters' own slow work (password hashing, SMTP, calls to other services), when tracing is on.
 
 Tracing is switched on by the standard ``OTEL_EXPORTER_OTLP_ENDPOINT`` (entrypoints/tracing.py), which hands the
-tracer to ``use_tracer``. Until then, and always when it is unset, ``span`` does nothing: no OpenTelemetry module
-is imported (they are the optional ``tracing`` extra).
+tracer to ``use_tracer``. Until then, and always when it is unset, ``span`` does nothing and imports nothing
+(the SDK is the optional ``tracing`` extra).
 """
 
 from __future__ import annotations
