@@ -11,7 +11,8 @@ Each server process then gets a tracer provider exporting over OTLP/HTTP (protob
 Everything else is the SDK's own ``OTEL_*`` configuration: ``OTEL_SERVICE_NAME`` (default ``usermgmt``),
 ``OTEL_RESOURCE_ATTRIBUTES``, ``OTEL_TRACES_SAMPLER``/``_ARG``, ``OTEL_EXPORTER_OTLP_HEADERS``/``_TIMEOUT``...;
 ``OTEL_SDK_DISABLED=true`` turns it all off. Unset, neither the SDK nor an instrumentation is imported and nothing
-runs: those packages are the optional ``tracing`` extra (``pip install 'usermgmt[tracing]'``, in the Docker image by default).
+runs: those packages are the optional ``tracing`` extra (``pip install 'usermgmt[tracing]'``, in the Docker image
+by default).
 """
 
 from __future__ import annotations
