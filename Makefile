@@ -11,7 +11,7 @@ PORT ?= 8000
 WORKERS ?= 1
 PYTEST_ARGS ?=
 
-.PHONY: promtool bench help install run migrate serve lint fmt typecheck contracts security test test-unit test-integration test-e2e test-fuzz revision clean
+.PHONY: promtool haproxy bench help install run migrate serve lint fmt typecheck contracts security test test-unit test-integration test-e2e test-fuzz revision clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -69,7 +69,15 @@ promtool:
 	  && dpkg-deb -x prometheus_*.deb $(PROMTOOL_DIR) && rm -rf $$tmp; \
 	} || echo "promtool unavailable: the alert-rule checks will be skipped"
 
-test: lint typecheck contracts security promtool ## everything: lint, types, contracts, bandit, then all tests with coverage
+# haproxy (the load balancer of the scale-out tests and of `make bench BENCH_ARGS="--scale-out"`): from PATH, or
+# installed from Debian. Only the binary is used, run in the foreground on a generated configuration; the Debian
+# service is never started. Without it the scale-out tests are skipped.
+haproxy:
+	@command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || apt-get install -y -qq haproxy >/dev/null 2>&1 \
+	  || { apt-get update -qq && apt-get install -y -qq haproxy >/dev/null; } \
+	  || echo "haproxy unavailable: the scale-out tests will be skipped"
+
+test: lint typecheck contracts security promtool haproxy ## everything: lint, types, contracts, bandit, then all tests with coverage
 	PATH="$$PATH:$(PROMTOOL_DIR)/usr/bin" $(VENV)/pytest --cov --cov-report=term $(PYTEST_ARGS)
 
 test-unit: install ## domain and application tests with fakes; no database
@@ -84,7 +92,7 @@ test-e2e: install ## the HTTP API through the real app and PostgreSQL
 test-fuzz: install ## schemathesis against the OpenAPI schema, over a socket to the real service
 	$(VENV)/pytest tests/fuzz $(PYTEST_ARGS)
 
-bench: install ## load test on a fresh PostgreSQL database (wrk + hey; installs them from Debian if missing)
+bench: install haproxy ## load test on a fresh PostgreSQL database (wrk, hey, haproxy; installed from Debian if missing)
 	@command -v wrk >/dev/null && command -v hey >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk hey; }
 	$(VENV)/python bench/run.py $(BENCH_ARGS)
 

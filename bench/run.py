@@ -36,6 +36,9 @@ from typing import Any
 import asyncpg
 import httpx
 
+import scale_out
+import users_5000
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = ROOT / ".venv" / "bin"
 LUA = ROOT / "bench" / "lua"
@@ -397,6 +400,8 @@ def main() -> int:
     parser.add_argument("--users", type=int, default=2000, help="seeded users")
     parser.add_argument("--rounds", type=int, default=11, help="bcrypt cost (the service default is 11)")
     parser.add_argument("--quick", action="store_true", help="only the limits, /me and login (for A/B checks)")
+    parser.add_argument("--scale-out", action="store_true", help="then /me through HAProxy on 1 and 2 instances")
+    parser.add_argument("--no-users-5000", action="store_true", help="skip users-5000 (5,000 connections, once)")
     args = parser.parse_args()
     if args.users <= FIRST_LOGIN_USER:
         parser.error(
@@ -412,6 +417,14 @@ def main() -> int:
         if shutil.which(tool) is None:
             print(f"{tool} is missing: apt-get install wrk hey (Debian packages)", file=sys.stderr)
             return 2
+    if args.scale_out and scale_out.haproxy_missing():
+        print("haproxy is missing: apt-get install haproxy (Debian package)", file=sys.stderr)
+        return 2
+    files = users_5000.raise_file_limit()  # before the services and hey start: they inherit it
+    if not (args.quick or args.no_users_5000) and files < users_5000.FILES_NEEDED:
+        print(f"users-5000 needs {users_5000.FILES_NEEDED} open files and the hard limit is {files}: raise it "
+              "(ulimit -Hn) or pass --no-users-5000", file=sys.stderr)  # fmt: skip
+        return 2
 
     database_url = asyncio.run(create_database())
     data_dir = Path(tempfile.mkdtemp(prefix="usermgmt-bench-"))
@@ -499,7 +512,18 @@ def main() -> int:
             ]  # fmt: skip
             refresh_pairs = asyncio.run(log_in(service.base, emails[210:260], concurrency=2 * cores))
 
+        if not (args.quick or args.no_users_5000):  # bench/users_5000.py, once, after the repeats
+            sessions = asyncio.run(log_in(service.base, emails[-users_5000.SESSIONS :], concurrency=2 * cores))
+            rows += users_5000.users_5000(
+                service.base, service.port, sessions[: users_5000.REFRESHING], sessions[users_5000.REFRESHING :],
+                args.users_seconds, password=PASSWORD, worker_rss=service.worker_rss_mib, hey=hey,
+                hey_samples=hey_samples, python_users=python_users, mixed_row=mixed_row,
+            )  # fmt: skip
         meta["worker_rss_mib"] = service.worker_rss_mib()
+        if args.scale_out:  # bench/scale_out.py, on the cores and connections the stopped services leave
+            service.stop()
+            metered.stop()
+            rows += scale_out.run(service.env, lua_env, seconds=args.seconds, wrk=wrk, wrk_row=wrk_row)
     finally:
         service.stop()
         if metered is not None:
