@@ -15,6 +15,7 @@ from dependency_injector import providers
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tests.support.database import create_database, drop_database
 from tests.support.smtp import Mailbox
 from usermgmt.adapters.hashing import PasslibPasswordHasher
 from usermgmt.config import Settings
@@ -39,6 +40,17 @@ def make_container(settings: Settings, *, fast_hashing: bool = True) -> Containe
     if fast_hashing:  # bcrypt cost 4 keeps the suite quick; the default cost is tested on its own
         container.hasher.override(providers.Singleton(PasslibPasswordHasher, rounds=4, workers=2))
     return container
+
+
+@pytest.fixture(scope="module")
+async def server_database_url() -> AsyncIterator[str]:
+    """A fresh database for the module's `usermgmt serve` processes (the session's is cleaned between tests, which
+    a server running for the whole module must not see)."""
+    url = await create_database()
+    try:
+        yield url
+    finally:
+        await drop_database(url)
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ import asyncio
 import re
 import shutil
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +19,6 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.database import create_database, drop_database
 from tests.support.proxy import free_port
 from tests.support.server import migrate, serve, service_env
 
@@ -37,21 +36,12 @@ class Service:
 
 
 @pytest.fixture(scope="module")
-async def database_url() -> AsyncIterator[str]:
-    url = await create_database()
-    try:
-        yield url
-    finally:
-        await drop_database(url)
-
-
-@pytest.fixture(scope="module")
-def service(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+def service(server_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     data = tmp_path_factory.mktemp("metrics") / "var"
     port = free_port()
     env = service_env(
         data,
-        database_url=database_url,
+        database_url=server_database_url,
         redis_url="redis://127.0.0.1:6379/0",
         metrics_port=str(port),
         kpi_refresh_interval="PT1S",

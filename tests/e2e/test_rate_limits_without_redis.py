@@ -3,12 +3,11 @@ the limit once per worker; the account limits are counted from the failed sign-i
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from tests.support.database import create_database, drop_database
 from tests.support.proxy import free_port
 from tests.support.server import migrate, serve, service_env
 
@@ -18,19 +17,10 @@ PASSWORD = "degraded mode password 42"
 
 
 @pytest.fixture(scope="module")
-async def database_url() -> AsyncIterator[str]:
-    url = await create_database()
-    try:
-        yield url
-    finally:
-        await drop_database(url)
-
-
-@pytest.fixture(scope="module")
-def base(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def base(server_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     env = service_env(
         tmp_path_factory.mktemp("no-redis") / "var",
-        database_url=database_url,
+        database_url=server_database_url,
         redis_url=f"redis://127.0.0.1:{free_port()}/0",  # nothing listens there: every Redis call fails
     )
     migrate(env)

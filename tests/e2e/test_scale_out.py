@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.support.cluster import SERVED_BY, Cluster, cluster, haproxy_binary
-from tests.support.database import create_database, drop_database
 from tests.support.proxy import free_port
 from tests.support.server import migrate, service_env
 
@@ -29,33 +28,24 @@ LIMIT = 10  # USERMGMT_RATE_LIMIT_LOGIN_FAILURES_PER_ACCOUNT_IP: 10/15m by defau
 
 
 @pytest.fixture(scope="module")
-async def database_url() -> AsyncIterator[str]:
-    url = await create_database()
-    try:
-        yield url
-    finally:
-        await drop_database(url)
-
-
-@pytest.fixture(scope="module")
-def data_dir(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def data_dir(server_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The folder both pairs share: the signing keys that every instance must verify tokens with."""
     folder = tmp_path_factory.mktemp("scale-out") / "var"
-    migrate(service_env(folder, database_url=database_url))
+    migrate(service_env(folder, database_url=server_database_url))
     return folder
 
 
 @pytest.fixture(scope="module")
-def pair(database_url: str, data_dir: Path) -> Iterator[Cluster]:
-    env = service_env(data_dir, database_url=database_url, redis_url="redis://127.0.0.1:6379/0")
+def pair(server_database_url: str, data_dir: Path) -> Iterator[Cluster]:
+    env = service_env(data_dir, database_url=server_database_url, redis_url="redis://127.0.0.1:6379/0")
     with cluster(env, instances=2) as started:
         yield started
 
 
 @pytest.fixture(scope="module")
-def pair_without_redis(database_url: str, data_dir: Path) -> Iterator[Cluster]:
+def pair_without_redis(server_database_url: str, data_dir: Path) -> Iterator[Cluster]:
     nowhere = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there: every Redis call fails
-    with cluster(service_env(data_dir, database_url=database_url, redis_url=nowhere), instances=2) as started:
+    with cluster(service_env(data_dir, database_url=server_database_url, redis_url=nowhere), instances=2) as started:
         yield started
 
 
