@@ -17,7 +17,6 @@ KPIs, the outbox) every ``USERMGMT_KPI_REFRESH_INTERVAL``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import threading
@@ -28,6 +27,7 @@ from typing import Final, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from usermgmt.application.background import BackgroundTask
 from usermgmt.application.results import Stats
 from usermgmt.domain.events import SecurityEvent
 
@@ -221,7 +221,7 @@ class PoolStatus:
     idle: int
 
 
-class MetricsSampler:
+class MetricsSampler(BackgroundTask):
     """The figures not worth counting per request, sampled in the background of each server process:
 
     - every ``sample_interval`` seconds: the database pools (``pools``: name -> a function giving its status) and
@@ -229,6 +229,8 @@ class MetricsSampler:
       totals);
     - every ``refresh_interval`` seconds: ``refresh()``, which reads the database (KPIs, outbox) and sets gauges.
     """
+
+    name = "metrics-sampler"
 
     def __init__(
         self,
@@ -240,10 +242,10 @@ class MetricsSampler:
         sample_interval: float = 5.0,
         refresh_interval: float = 60.0,
     ) -> None:
+        super().__init__()
         self._metrics, self._pools, self._token_cache, self._refresh = metrics, pools, token_cache, refresh
         self.sample_interval, self.refresh_interval = sample_interval, refresh_interval
         self._counted = (0, 0)
-        self._task: asyncio.Task[None] | None = None
 
     def sample(self) -> None:
         for name, status in self._pools.items():
@@ -273,14 +275,3 @@ class MetricsSampler:
                 await self.refresh()
                 next_refresh = now + self.refresh_interval
             await asyncio.sleep(self.sample_interval)
-
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self.run(), name="metrics-sampler")
-
-    async def aclose(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task

@@ -11,13 +11,13 @@ row is deleted when it is sent or given up.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import ClassVar
 
 from usermgmt.application.audit import erasure_lag_seconds, security_event
+from usermgmt.application.background import BackgroundTask
 from usermgmt.application.commands import ClientInfo
 from usermgmt.application.email import Postman, Template, notice_context
 from usermgmt.application.errors import ServiceUnavailable
@@ -105,19 +105,17 @@ class MaintenanceHandler:
         return report
 
 
-class MaintenanceLoop:
+class MaintenanceLoop(BackgroundTask):
     """Runs the maintenance every ``interval`` in the background of a server process (every process runs one;
     the lock makes one run do the work). A failed run is logged, and the next one comes at its time."""
 
+    name = "usermgmt-maintenance"
+
     def __init__(self, run: MaintenanceHandler, interval: timedelta) -> None:
+        super().__init__()
         self._run, self._interval = run, interval
-        self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._loop(), name="usermgmt-maintenance")
-
-    async def _loop(self) -> None:
+    async def run(self) -> None:
         while True:
             await asyncio.sleep(self._interval.total_seconds())
             try:
@@ -126,10 +124,3 @@ class MaintenanceLoop:
                 logger.warning("maintenance skipped: the database is unavailable")
             except Exception:
                 logger.exception("maintenance failed")
-
-    async def aclose(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
