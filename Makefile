@@ -11,7 +11,7 @@ PORT ?= 8000
 WORKERS ?= 1
 PYTEST_ARGS ?=
 
-.PHONY: promtool haproxy bench help install run migrate serve lint fmt typecheck contracts security test test-unit test-integration test-e2e test-fuzz revision clean
+.PHONY: promtool haproxy oidc-provider bench help install run migrate serve lint fmt typecheck contracts security test test-unit test-integration test-e2e test-fuzz revision clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -77,7 +77,15 @@ haproxy:
 	  || { apt-get update -qq && apt-get install -y -qq haproxy >/dev/null; } \
 	  || echo "haproxy unavailable: the scale-out tests will be skipped"
 
-test: lint typecheck contracts security promtool haproxy ## everything: lint, types, contracts, bandit, then all tests with coverage
+# The OpenID Provider of the social-login tests (panva's oidc-provider, tests/support/oidc): its locked npm packages,
+# installed again when package-lock.json is newer than the installed tree. Without Node.js those tests are skipped.
+OIDC_DIR := tests/support/oidc
+oidc-provider:
+	@command -v npm >/dev/null || { echo "npm unavailable: the OpenID Provider tests will be skipped"; exit 0; }; \
+	  [ $(OIDC_DIR)/node_modules/.package-lock.json -nt $(OIDC_DIR)/package-lock.json ] \
+	  || { cd $(OIDC_DIR) && npm ci --no-audit --no-fund && touch node_modules/.package-lock.json; }
+
+test: lint typecheck contracts security promtool haproxy oidc-provider ## everything: lint, types, contracts, bandit, then all tests with coverage
 	PATH="$$PATH:$(PROMTOOL_DIR)/usr/bin" $(VENV)/pytest --cov --cov-report=term $(PYTEST_ARGS)
 
 test-unit: install ## domain and application tests with fakes; no database

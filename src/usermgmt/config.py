@@ -498,6 +498,154 @@ class PrivacySettings(Section):
         return value
 
 
+PROVIDER_NAME = re.compile(r"[a-z][a-z0-9-]{0,31}")
+BUILT_IN_PROVIDERS: Final = frozenset({"google", "facebook"})
+
+
+class OidcProviderSettings(BaseModel):
+    """One generic OpenID Connect provider of ``USERMGMT_OIDC_PROVIDERS``: its endpoints come from
+    ``{issuer}/.well-known/openid-configuration``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+
+    name: str
+    issuer: str
+    client_id: str = Field(min_length=1)
+    client_secret: SecretStr
+    scopes: tuple[str, ...] = ("openid", "email", "profile")
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        if not PROVIDER_NAME.fullmatch(value):
+            raise ValueError("a provider name is 1 to 32 lowercase letters, digits or '-', starting with a letter")
+        if value in BUILT_IN_PROVIDERS:
+            raise ValueError(f"{value} is built in: configure it with its own USERMGMT_OAUTH_ settings")
+        return value
+
+    @field_validator("issuer")
+    @classmethod
+    def _check_issuer(cls, value: str) -> str:
+        return _base_url(value, "an issuer")
+
+    @field_validator("scopes")
+    @classmethod
+    def _openid_scope(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if "openid" not in value:
+            raise ValueError("the scopes of an OpenID Connect provider include openid")
+        return value
+
+
+def _base_url(value: str, what: str) -> str:
+    parsed = urlsplit(value.strip())
+    if parsed.scheme not in {"http", "https"} or not parsed.netloc or parsed.query or parsed.fragment:
+        raise ValueError(f"{what} is http(s)://host[:port][/path], with no query or fragment")
+    return value.strip().rstrip("/")
+
+
+class OAuthSettings(Section):
+    """Sign-in through identity providers: Google (OpenID Connect), Facebook (OAuth 2 and the Graph API) and any
+    number of OpenID Connect providers. A provider without a client id and secret is off.
+
+    ``public_url`` is the service's own external base URL: each provider is registered with the callback
+    ``{public_url}/api/v1/auth/oauth/{provider}/callback``. ``redirect_uris`` are the frontend addresses a browser
+    may be sent back to (exact match). ``oidc_providers`` is a JSON list of
+    ``{"name", "issuer", "client_id", "client_secret", "scopes"?}``.
+    """
+
+    public_url: str = Field(
+        "http://127.0.0.1:8000",
+        validation_alias="public_url",
+        description="The service's external base URL: the providers' callbacks are built on it.",
+    )
+    redirect_uris: tuple[str, ...] = Field(
+        (),
+        validation_alias="oauth_redirect_uris",
+        description="Comma-separated frontend URLs a provider sign-in may return to (exact match).",
+    )
+    google_client_id: str | None = Field(None, validation_alias="oauth_google_client_id")
+    google_client_secret: SecretStr | None = Field(None, validation_alias="oauth_google_client_secret")
+    google_issuer: str = Field(
+        "https://accounts.google.com",
+        validation_alias="oauth_google_issuer",
+        description="Google's OpenID issuer (overridden by tests).",
+    )
+    facebook_client_id: str | None = Field(None, validation_alias="oauth_facebook_client_id")
+    facebook_client_secret: SecretStr | None = Field(None, validation_alias="oauth_facebook_client_secret")
+    facebook_dialog_url: str = Field(
+        "https://www.facebook.com/v21.0/dialog/oauth",
+        validation_alias="oauth_facebook_dialog_url",
+        description="Facebook's login dialog.",
+    )
+    facebook_graph_url: str = Field(
+        "https://graph.facebook.com/v21.0",
+        validation_alias="oauth_facebook_graph_url",
+        description="Facebook's Graph API base (token exchange and /me).",
+    )
+    oidc_providers: tuple[OidcProviderSettings, ...] = Field(
+        (),
+        validation_alias="oidc_providers",
+        description='JSON list of {"name", "issuer", "client_id", "client_secret", "scopes"?}.',
+    )
+
+    @field_validator(
+        "google_client_id", "google_client_secret", "facebook_client_id", "facebook_client_secret", mode="before"
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("redirect_uris", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(item.strip() for item in value.split(",") if item.strip())
+        return value
+
+    @field_validator("redirect_uris")
+    @classmethod
+    def _check_redirect_uris(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for uri in value:
+            parsed = urlsplit(uri)
+            if parsed.scheme not in {"http", "https"} or not parsed.netloc or parsed.fragment:
+                raise ValueError("each redirect URI is an absolute http(s) URL without a fragment")
+        return value
+
+    @field_validator("public_url", "google_issuer", "facebook_dialog_url", "facebook_graph_url")
+    @classmethod
+    def _check_urls(cls, value: str) -> str:
+        return _base_url(value, "this URL")
+
+    @field_validator("oidc_providers", mode="before")
+    @classmethod
+    def _parse_json(cls, value: object) -> object:
+        if isinstance(value, str):
+            if not value.strip():
+                return ()
+            try:
+                value = json.loads(value)
+            except ValueError:
+                raise ValueError('a JSON list of {"name", "issuer", "client_id", "client_secret"}') from None
+        return value
+
+    @field_validator("oidc_providers")
+    @classmethod
+    def _unique_names(cls, value: tuple[OidcProviderSettings, ...]) -> tuple[OidcProviderSettings, ...]:
+        names = [provider.name for provider in value]
+        if len(names) != len(set(names)):
+            raise ValueError("each OpenID provider needs its own name")
+        return value
+
+    @property
+    def cookie_secure(self) -> bool:
+        """The state cookie is Secure unless the service is reached over plain http on this machine."""
+        parsed = urlsplit(self.public_url)
+        return not (parsed.scheme == "http" and parsed.hostname in {"localhost", "127.0.0.1", "::1"})
+
+    def callback_url(self, provider: str) -> str:
+        return f"{self.public_url}/api/v1/auth/oauth/{provider}/callback"
+
+
 class ObservabilitySettings(Section):
     """Prometheus metrics on a port of their own (never the API's), and how often the gauges read from the
     database (KPIs, outbox backlog) are refreshed. Traces follow the standard ``OTEL_*`` variables instead
@@ -596,7 +744,7 @@ class Settings(BaseSettings):
     mfa: MfaSettings = Field(default_factory=MfaSettings)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
-    # Later sections go here: oauth: OAuthSettings.
+    oauth: OAuthSettings = Field(default_factory=OAuthSettings)
 
     @classmethod
     def sections(cls) -> Mapping[str, type[Section]]:

@@ -19,6 +19,7 @@ from usermgmt.adapters.mail.files import FileMailer
 from usermgmt.adapters.mail.smtp import SmtpMailer
 from usermgmt.adapters.mail.templates import JinjaEmailRenderer
 from usermgmt.adapters.metrics import Metrics, MetricsSampler, PoolStatus
+from usermgmt.adapters.oauth import FacebookProvider, OidcProvider
 from usermgmt.adapters.pwned_passwords import PwnedPasswordsChecker
 from usermgmt.adapters.rate_limit import build_rate_limiter
 from usermgmt.adapters.refresh_tokens import SecretsRefreshTokenFactory
@@ -44,6 +45,16 @@ from usermgmt.application.handlers.email_address import (
     RequestEmailChangeHandler,
     ResendVerificationHandler,
     VerifyEmailHandler,
+)
+from usermgmt.application.handlers.federation import (
+    FederationPolicy,
+    FinishProviderSignInHandler,
+    ListIdentitiesHandler,
+    Providers,
+    RedeemLoginCodeHandler,
+    StartIdentityLinkHandler,
+    StartProviderSignInHandler,
+    UnlinkIdentityHandler,
 )
 from usermgmt.application.handlers.introspect import IntrospectionClients, IntrospectTokenHandler
 from usermgmt.application.handlers.login import LoginHandler
@@ -72,7 +83,14 @@ from usermgmt.application.handlers.update_profile import UpdateProfileHandler
 from usermgmt.application.maintenance import MaintenanceHandler, MaintenanceLoop
 from usermgmt.application.mfa import Codes, MfaPolicy, TotpSecondFactor
 from usermgmt.application.outbox import Doorbell, OutboxWorker
-from usermgmt.application.ports import Clock, EventDispatcher, EventHandler, Mailer, PrincipalReader
+from usermgmt.application.ports import (
+    Clock,
+    EventDispatcher,
+    EventHandler,
+    IdentityProvider,
+    Mailer,
+    PrincipalReader,
+)
 from usermgmt.application.screening import PasswordScreen
 from usermgmt.config import Environment, Settings
 from usermgmt.domain.password_policy import PasswordPolicy
@@ -228,6 +246,39 @@ def metrics_sampler_from(
         refresh=refresh,
         refresh_interval=settings.observability.kpi_refresh_interval.total_seconds(),
     )
+
+
+def identity_providers_from(settings: Settings) -> dict[str, IdentityProvider]:
+    """The providers with credentials, by name: Google, Facebook, then the generic OpenID providers."""
+    oauth = settings.oauth
+    found: dict[str, IdentityProvider] = {}
+    if oauth.google_client_id and oauth.google_client_secret:
+        found["google"] = OidcProvider(
+            "google",
+            issuer=oauth.google_issuer,
+            client_id=oauth.google_client_id,
+            client_secret=oauth.google_client_secret.get_secret_value(),
+        )
+    if oauth.facebook_client_id and oauth.facebook_client_secret:
+        found["facebook"] = FacebookProvider(
+            client_id=oauth.facebook_client_id,
+            client_secret=oauth.facebook_client_secret.get_secret_value(),
+            dialog_url=oauth.facebook_dialog_url,
+            graph_url=oauth.facebook_graph_url,
+        )
+    for provider in oauth.oidc_providers:
+        found[provider.name] = OidcProvider(
+            provider.name,
+            issuer=provider.issuer,
+            client_id=provider.client_id,
+            client_secret=provider.client_secret.get_secret_value(),
+            scopes=provider.scopes,
+        )
+    return found
+
+
+def federation_policy_from(settings: Settings) -> FederationPolicy:
+    return FederationPolicy(public_url=settings.oauth.public_url, redirect_uris=settings.oauth.redirect_uris)
 
 
 class Container(containers.DeclarativeContainer):
@@ -455,6 +506,29 @@ class Container(containers.DeclarativeContainer):
         admin.BootstrapAdminHandler, uow=uow, hasher=hasher, screen=password_screen, clock=clock, ids=ids
     )
     change_role_by_email = providers.Factory(admin.ChangeRoleByEmailHandler, uow=uow, clock=clock)
+
+    # Sign-in through identity providers, and the identities linked to an account.
+    identity_providers = providers.Singleton(identity_providers_from, settings)
+    federation_policy = providers.Singleton(federation_policy_from, settings)
+    providers_ = providers.Factory(
+        Providers, uow=uow, providers=identity_providers, policy=federation_policy, clock=clock, guard=guard
+    )
+    start_provider_sign_in = providers.Factory(StartProviderSignInHandler, providers=providers_, guard=guard)
+    finish_provider_sign_in = providers.Factory(
+        FinishProviderSignInHandler,
+        uow=uow,
+        providers=providers_,
+        clock=clock,
+        ids=ids,
+        postman=postman,
+        devices=devices,
+    )
+    redeem_login_code = providers.Factory(
+        RedeemLoginCodeHandler, uow=uow, issuer=session_issuer, clock=clock, guard=guard
+    )
+    start_identity_link = providers.Factory(StartIdentityLinkHandler, uow=uow, providers=providers_, guard=guard)
+    list_identities = providers.Factory(ListIdentitiesHandler, uow=uow)
+    unlink_identity = providers.Factory(UnlinkIdentityHandler, uow=uow, clock=clock, guard=guard, postman=postman)
 
     # Privacy and integration: export, restore, token introspection, the maintenance task.
     export_data = providers.Factory(ExportDataHandler, uow=uow, hasher=hasher, clock=clock, guard=guard)

@@ -45,6 +45,7 @@ async def test_register_returns_the_user_with_location_and_never_a_hash(client: 
         "created_at",
         "updated_at",
         "pending_email",
+        "has_password",
     }
     assert body["email"] == "Ada@example.com"
     assert (body["username"], body["full_name"], body["email_verified"], body["is_active"]) == (

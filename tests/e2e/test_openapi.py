@@ -21,7 +21,7 @@ from tests.e2e.test_auth_flow import assert_problem
 from usermgmt.application.handlers.authenticate import AuthenticateHandler
 from usermgmt.entrypoints.http.dependencies import current_principal
 from usermgmt.entrypoints.http.errors import ERROR_STATUS
-from usermgmt.entrypoints.http.routers import auth, meta, users
+from usermgmt.entrypoints.http.routers import auth, federation, meta, users
 
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 
@@ -71,6 +71,12 @@ OPERATION_IDS = {
     ("post", "/api/v1/users/me/export"): "users_me_export_with_password",
     ("post", "/api/v1/auth/account/restore"): "auth_account_restore",
     ("post", "/api/v1/oauth/introspect"): "oauth_introspect",
+    ("get", "/api/v1/auth/oauth/{provider}/authorize"): "auth_oauth_authorize",
+    ("get", "/api/v1/auth/oauth/{provider}/callback"): "auth_oauth_callback",
+    ("post", "/api/v1/auth/oauth/token"): "auth_oauth_token",
+    ("get", "/api/v1/users/me/identities"): "users_me_identities_list",
+    ("post", "/api/v1/users/me/identities/{provider}"): "users_me_identity_link",
+    ("delete", "/api/v1/users/me/identities/{identity_id}"): "users_me_identity_unlink",
     ("get", "/.well-known/jwks.json"): "meta_jwks",
     ("get", "/healthz"): "meta_healthz",
     ("get", "/readyz"): "meta_readyz",
@@ -128,7 +134,7 @@ EXPECTED_CODES = {
     ("post", "/api/v1/users/me/email"): {
         "400": BODY_400,
         "401": ["invalid_token"],
-        "403": ["account_disabled", "invalid_password"],
+        "403": ["account_disabled", "invalid_password", "reauthentication_required"],
         "409": ["concurrent_update", "email_taken"],
         "413": ["payload_too_large"],
         "415": ["unsupported_media_type"],
@@ -245,7 +251,13 @@ def test_every_error_a_routes_use_case_raises_is_documented_on_that_route(schema
     """The derivation holds for every route, not only the ones spelled out above: each handler a route depends on
     contributes each of its errors, with the status ERROR_STATUS gives it."""
     checked = 0
-    for route in [*auth.router.routes, *users.router.routes, *meta.router.routes]:
+    for route in [
+        *auth.router.routes,
+        *users.router.routes,
+        *meta.router.routes,
+        *federation.router.routes,
+        *federation.identities.routes,
+    ]:
         assert isinstance(route, APIRoute)
         handlers = _handlers_of(route)
         for method in route.methods:

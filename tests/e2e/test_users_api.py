@@ -168,6 +168,7 @@ async def test_sessions_list_marks_the_current_one(client: httpx.AsyncClient, si
         assert set(session) == {
             "id",
             "amr",
+            "sign_in_method",
             "authenticated_at",
             "created_at",
             "last_used_at",
@@ -231,6 +232,9 @@ async def test_delete_account_erases_everything_and_frees_the_email(
         "recovery_codes": 0,
         "mfa_challenges": 0,
         "user_roles": 0,
+        "identities": 0,
+        "oauth_authorizations": 0,
+        "login_codes": 0,
     }
     user_id = account.user["id"]
     async with engine.connect() as connection:

@@ -118,6 +118,12 @@ OPERATIONS = [
     ("POST", "/api/v1/users/me/export"),
     ("POST", "/api/v1/auth/account/restore"),
     ("POST", "/api/v1/oauth/introspect"),
+    ("GET", "/api/v1/auth/oauth/{provider}/authorize"),
+    ("GET", "/api/v1/auth/oauth/{provider}/callback"),
+    ("POST", "/api/v1/auth/oauth/token"),
+    ("GET", "/api/v1/users/me/identities"),
+    ("POST", "/api/v1/users/me/identities/{provider}"),
+    ("DELETE", "/api/v1/users/me/identities/{identity_id}"),
     ("GET", "/.well-known/jwks.json"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
@@ -173,6 +179,11 @@ WITH_INPUT = {
     ("DELETE", "/api/v1/admin/roles/{name}"),
     ("GET", "/api/v1/admin/events"),
     ("GET", "/api/v1/admin/stats"),
+    ("GET", "/api/v1/auth/oauth/{provider}/authorize"),
+    ("GET", "/api/v1/auth/oauth/{provider}/callback"),
+    ("POST", "/api/v1/auth/oauth/token"),
+    ("POST", "/api/v1/users/me/identities/{provider}"),
+    ("DELETE", "/api/v1/users/me/identities/{identity_id}"),
 }
 CASES = [(m, p, GenerationMode.POSITIVE) for m, p in OPERATIONS] + [
     (m, p, GenerationMode.NEGATIVE) for m, p in OPERATIONS if (m, p) in WITH_INPUT

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -11,13 +13,13 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, inspect, text
+from sqlalchemy import Connection, insert, inspect, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from tests.support.database import create_database, drop_database
 from usermgmt.adapters.sqlalchemy import migrations
-from usermgmt.adapters.sqlalchemy.tables import metadata
+from usermgmt.adapters.sqlalchemy.tables import metadata, users
 
 APP_TABLES = set(metadata.tables)
 
@@ -161,3 +163,47 @@ async def test_postgresql_constraints_carry_the_names_the_adapter_relies_on(fres
     assert constraints["pk_users"] == b"p"
     assert cascades["fk_sessions_user_id_users"] == b"c"
     assert cascades["fk_retired_refresh_tokens_session_id_sessions"] == b"c"
+
+
+async def test_postgresql_0009_downgrade_refuses_while_an_account_has_no_password(fresh_postgres_url: str) -> None:
+    await downgrade_refuses_while_an_account_has_no_password(fresh_postgres_url)
+
+
+async def test_sqlite_0009_downgrade_refuses_while_an_account_has_no_password(sqlite_url: str) -> None:
+    await downgrade_refuses_while_an_account_has_no_password(sqlite_url)
+
+
+async def downgrade_refuses_while_an_account_has_no_password(url: str) -> None:
+    """Below 0009 every account needs a password hash: the downgrade stops, changing nothing, until none lacks one."""
+    await upgrade(url)
+    engine = create_async_engine(url, poolclass=NullPool)
+    at = datetime(2026, 12, 6, tzinfo=UTC)
+    federated = insert(users).values(
+        id=uuid.uuid4(),
+        email="ada@example.com",
+        email_canonical="ada@example.com",
+        password_hash=None,
+        email_verified=True,
+        is_active=True,
+        created_at=at,
+        updated_at=at,
+        password_changed_at=at,
+        version=1,
+    )
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(federated)
+
+        with pytest.raises(RuntimeError, match="1 account"):
+            await downgrade(url, "0008")
+        _, revision, diff = await inspect_database(url)
+        assert (revision, diff) == ("0009", [])
+
+        async with engine.begin() as connection:
+            await connection.execute(users.update().values(password_hash="$2b$12$x"))
+        await downgrade(url, "0008")
+        async with engine.connect() as connection:
+            assert await connection.run_sync(_current_revision) == "0008"
+            assert (await connection.execute(text("SELECT count(*) FROM users"))).scalar_one() == 1
+    finally:
+        await engine.dispose()

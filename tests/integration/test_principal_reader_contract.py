@@ -12,7 +12,7 @@ from tests.integration.builders import NOW, new_session, new_user, user_fields
 from usermgmt.application.ports import PrincipalReader, UnitOfWork
 from usermgmt.domain.errors import UserInactive
 from usermgmt.domain.model import Session, User
-from usermgmt.domain.value_objects import FullName, SessionId, UserId
+from usermgmt.domain.value_objects import Email, FullName, SessionId, UserId
 
 LIFETIME = timedelta(hours=1)
 
@@ -97,6 +97,24 @@ async def test_an_inactive_user_is_read_as_such_for_the_sign_in_rule_to_refuse(
     assert found.is_active is False
     with pytest.raises(UserInactive):
         found.ensure_may_authenticate()
+
+
+async def test_the_principal_says_whether_the_account_has_a_password(
+    uow: UnitOfWork, principals: PrincipalReader
+) -> None:
+    with_password = new_user("alice@example.com")
+    federated = User.register_federated(
+        id=UserId(uuid4()), email=Email("ada@example.com"), email_verified=True, now=NOW
+    )
+    sessions = (new_session(with_password, label="alice"), new_session(federated, label="ada"))
+    await given(uow, with_password, federated, sessions=sessions)
+
+    alice = await principals.get(with_password.id, sessions[0].id, NOW)
+    ada = await principals.get(federated.id, sessions[1].id, NOW)
+
+    assert alice is not None and alice.has_password is True
+    assert ada is not None and ada.has_password is False
+    assert ada.email == Email("ada@example.com") and ada.email_verified is True
 
 
 async def test_deleted_session_gives_no_principal(uow: UnitOfWork, principals: PrincipalReader) -> None:

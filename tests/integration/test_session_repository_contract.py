@@ -54,6 +54,21 @@ async def test_session_without_client_details(uow: UnitOfWork) -> None:
     assert loaded.ip is None
 
 
+async def test_a_session_remembers_the_provider_it_signed_in_through(uow: UnitOfWork) -> None:
+    user = new_user()
+    through_google, with_password = new_session(user, label="google"), new_session(user, label="password")
+    through_google.provider = "google"
+    await given(uow, user, sessions=(through_google, with_password))
+
+    async with uow:
+        loaded = await uow.sessions.get(through_google.id)
+        listed = await uow.sessions.list_for_user(user.id)
+
+    assert loaded is not None
+    assert session_fields(loaded) == session_fields(through_google)
+    assert {s.id: s.provider for s in listed} == {through_google.id: "google", with_password.id: None}
+
+
 async def test_unknown_session_is_none(uow: UnitOfWork) -> None:
     async with uow:
         assert await uow.sessions.get(SessionId(uuid4())) is None

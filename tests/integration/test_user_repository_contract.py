@@ -13,8 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tests.integration.builders import NOW, email_token, new_session, new_user, token_hash, user_fields
 from usermgmt.adapters.sqlalchemy.tables import PERSONAL_DATA
 from usermgmt.application.errors import ConcurrentUpdate, EmailTaken, UsernameTaken
-from usermgmt.application.ports import OutgoingEmail, UnitOfWork
+from usermgmt.application.ports import FlowPurpose, LoginCode, OutgoingEmail, PendingAuthorization, UnitOfWork
 from usermgmt.domain.events import EventType, SecurityEvent
+from usermgmt.domain.identities import Identity, IdentityId
 from usermgmt.domain.mfa import MfaChallenge, TotpCredential
 from usermgmt.domain.model import User
 from usermgmt.domain.value_objects import AuthMethod, Email, FullName, PasswordHash, UserId, Username
@@ -365,6 +366,9 @@ async def test_erase_removes_the_user_and_all_their_rows_only(uow: UnitOfWork) -
         "recovery_codes": 0,
         "mfa_challenges": 0,
         "user_roles": 0,
+        "identities": 0,
+        "oauth_authorizations": 0,
+        "login_codes": 0,
     }
     async with uow:
         assert await uow.users.get(alice.id) is None
@@ -423,6 +427,42 @@ async def test_erase_empties_every_registered_place_and_the_receipt_is_the_regis
                 )
             )
             await uow.roles.set_roles(user.id, ["admin"], NOW)
+            await uow.identities.add(
+                Identity.link(
+                    id=IdentityId(uuid4()),
+                    user_id=user.id,
+                    provider="google",
+                    subject=str(user.id),
+                    email=user.email,
+                    now=NOW,
+                )
+            )
+            await uow.federation.add_authorization(
+                PendingAuthorization(
+                    state_digest=f"{user.id}-state",
+                    provider="google",
+                    purpose=FlowPurpose.LINK,
+                    user_id=user.id,
+                    browser_digest=None,
+                    redirect_uri="https://app.example.com/callback",
+                    code_challenge="challenge",
+                    nonce="nonce",
+                    code_verifier="verifier",
+                    created_at=NOW,
+                    expires_at=NOW + timedelta(minutes=10),
+                )
+            )
+            await uow.federation.add_login_code(
+                LoginCode(
+                    digest=f"{user.id}-code",
+                    user_id=user.id,
+                    provider="google",
+                    redirect_uri="https://app.example.com/callback",
+                    code_challenge="challenge",
+                    created_at=NOW,
+                    expires_at=NOW + timedelta(seconds=60),
+                )
+            )
         await uow.commit()
     before = await rows_in_each_registered_place(sql_engine, alice.id) if sql_engine is not None else None
     bobs_before = await rows_in_each_registered_place(sql_engine, bob.id) if sql_engine is not None else None
@@ -444,6 +484,9 @@ async def test_erase_empties_every_registered_place_and_the_receipt_is_the_regis
         "recovery_codes": 2,
         "mfa_challenges": 1,
         "user_roles": 1,
+        "identities": 1,
+        "oauth_authorizations": 1,
+        "login_codes": 1,
     }
     if sql_engine is not None:
         assert before == dict(receipt)

@@ -8,17 +8,27 @@ import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from typing import TypeVar
 from uuid import UUID, uuid4
 
 from usermgmt.adapters.audit_log import log_events
 from usermgmt.adapters.sqlalchemy.tables import PERSONAL_DATA
-from usermgmt.application.errors import ConcurrentUpdate, EmailTaken, InvalidAccessToken, RoleExists, UsernameTaken
+from usermgmt.application.errors import (
+    ConcurrentUpdate,
+    EmailTaken,
+    IdentityInUse,
+    InvalidAccessToken,
+    RoleExists,
+    UsernameTaken,
+)
 from usermgmt.application.ports import (
     AccessClaims,
     EmailToken,
     EventDispatcher,
     IssuedToken,
+    LoginCode,
     OutgoingEmail,
+    PendingAuthorization,
     QueuedEmail,
     Rate,
     RateStatus,
@@ -28,6 +38,7 @@ from usermgmt.application.ports import (
 )
 from usermgmt.application.results import Principal
 from usermgmt.domain.events import EventType, SecurityEvent, StoredEvent
+from usermgmt.domain.identities import Identity, IdentityId
 from usermgmt.domain.mfa import MfaChallenge, TotpCredential
 from usermgmt.domain.model import Session, User
 from usermgmt.domain.roles import ADMIN, ALL_PERMISSIONS, Permission, Role
@@ -42,6 +53,10 @@ from usermgmt.domain.value_objects import (
     UserId,
     Username,
 )
+
+K = TypeVar("K")
+V = TypeVar("V")
+R = TypeVar("R", PendingAuthorization, LoginCode)
 
 
 @dataclass
@@ -62,6 +77,9 @@ class MemoryStore:
     # The built-in admin role exists from the start, as migration 0006 creates it.
     roles: dict[str, Role] = field(default_factory=lambda: {ADMIN: Role.admin(now=datetime(2026, 1, 1, tzinfo=UTC))})
     user_roles: dict[UserId, dict[str, datetime]] = field(default_factory=dict)  # role name -> granted at
+    identities: dict[IdentityId, Identity] = field(default_factory=dict)
+    authorizations: dict[str, PendingAuthorization] = field(default_factory=dict)  # by state digest
+    login_codes: dict[str, LoginCode] = field(default_factory=dict)  # by digest
 
 
 @dataclass
@@ -214,7 +232,17 @@ _ERASERS: Mapping[str, Callable[[MemoryStore, UserId], int]] = {
     "recovery_codes": lambda store, user_id: len(store.recovery_codes.pop(user_id, set())),
     "mfa_challenges": lambda store, user_id: _erase_challenges(store, user_id),
     "user_roles": lambda store, user_id: len(store.user_roles.pop(user_id, {})),
+    "identities": lambda store, user_id: _erase_where(store.identities, lambda i: i.user_id == user_id),
+    "oauth_authorizations": lambda store, user_id: _erase_where(store.authorizations, lambda a: a.user_id == user_id),
+    "login_codes": lambda store, user_id: _erase_where(store.login_codes, lambda c: c.user_id == user_id),
 }
+
+
+def _erase_where(rows: dict[K, V], doomed: Callable[[V], bool]) -> int:
+    keys = [key for key, row in rows.items() if doomed(row)]
+    for key in keys:
+        del rows[key]
+    return len(keys)
 
 
 def _erase_challenges(store: MemoryStore, user_id: UserId) -> int:
@@ -777,6 +805,138 @@ class InMemoryMfaRepository:
                 committed.challenges.pop(digest, None)
 
 
+class InMemoryIdentityRepository:
+    """Identities in the unit of work's copy. The commit checks (provider, subject) against what others committed
+    meanwhile, as the database's unique index would at the second insert."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+        self.added: set[IdentityId] = set()
+        self.touched: set[IdentityId] = set()
+
+    async def get(self, provider: str, subject: str) -> Identity | None:
+        found = (i for i in self._store.identities.values() if (i.provider, i.subject) == (provider, subject))
+        return copy.deepcopy(next(found, None))
+
+    async def get_for_user(self, identity_id: IdentityId, user_id: UserId) -> Identity | None:
+        identity = self._store.identities.get(identity_id)
+        return copy.deepcopy(identity) if identity is not None and identity.user_id == user_id else None
+
+    async def list_for_user(self, user_id: UserId) -> Sequence[Identity]:
+        own = [copy.deepcopy(i) for i in self._store.identities.values() if i.user_id == user_id]
+        return sorted(own, key=lambda i: (i.created_at, i.id))
+
+    async def add(self, identity: Identity) -> None:
+        if identity.user_id not in self._store.users:
+            raise ConcurrentUpdate()  # the database's foreign key would refuse it
+        check_identity_unique(self._store, identity)
+        self._store.identities[identity.id] = copy.deepcopy(identity)
+        self.added.add(identity.id)
+        self.touched.add(identity.id)
+
+    async def update(self, identity: Identity) -> None:
+        stored = self._store.identities.get(identity.id)
+        if stored is None:
+            return  # as an UPDATE that matches no row
+        stored.email, stored.last_used_at = identity.email, identity.last_used_at
+        self.touched.add(identity.id)
+
+    async def delete(self, identity_id: IdentityId, user_id: UserId) -> bool:
+        identity = self._store.identities.get(identity_id)
+        if identity is None or identity.user_id != user_id:
+            return False
+        del self._store.identities[identity_id]
+        self.touched.add(identity_id)
+        return True
+
+    def check(self, committed: MemoryStore, users: InMemoryUserRepository) -> None:
+        """Raises: IdentityInUse (another unit of work committed the same provider and subject), ConcurrentUpdate
+        (the account was erased meanwhile)."""
+        for identity_id in self.added:
+            identity = self._store.identities.get(identity_id)
+            if identity is None:
+                continue
+            if identity.user_id not in committed.users and identity.user_id not in users.touched:
+                raise ConcurrentUpdate()
+            check_identity_unique(committed, identity)
+
+    def merge_into(self, committed: MemoryStore) -> None:
+        for identity_id in self.touched:
+            identity = self._store.identities.get(identity_id)
+            if identity is None:
+                committed.identities.pop(identity_id, None)
+            elif identity.user_id in committed.users and (
+                identity_id in self.added or identity_id in committed.identities  # not deleted meanwhile
+            ):
+                committed.identities[identity_id] = identity
+
+
+def check_identity_unique(store: MemoryStore, identity: Identity) -> None:
+    """What the database's unique (provider, subject) guarantees."""
+    for other in store.identities.values():
+        if other.id != identity.id and (other.provider, other.subject) == (identity.provider, identity.subject):
+            raise IdentityInUse()
+
+
+class InMemoryFederationRepository:
+    """Works on the unit of work's copy and remembers what it took, so that the commit can refuse a second taker
+    (as the database's DELETE ... RETURNING gives a row to one transaction only)."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+        self._authorizations_at_start = set(store.authorizations)
+        self._codes_at_start = set(store.login_codes)
+        self.taken_authorizations: set[str] = set()
+        self.taken_codes: set[str] = set()
+
+    async def add_authorization(self, pending: PendingAuthorization) -> None:
+        if pending.user_id is not None and pending.user_id not in self._store.users:
+            raise ConcurrentUpdate()  # the database's foreign key would refuse it
+        self._store.authorizations[pending.state_digest] = copy.deepcopy(pending)
+
+    async def take_authorization(self, state_digest: str) -> PendingAuthorization | None:
+        pending = self._store.authorizations.pop(state_digest, None)
+        if pending is not None:
+            self.taken_authorizations.add(state_digest)
+        return pending
+
+    async def add_login_code(self, code: LoginCode) -> None:
+        if code.user_id not in self._store.users:
+            raise ConcurrentUpdate()  # the database's foreign key would refuse it
+        self._store.login_codes[code.digest] = copy.deepcopy(code)
+
+    async def take_login_code(self, digest: str) -> LoginCode | None:
+        code = self._store.login_codes.pop(digest, None)
+        if code is not None:
+            self.taken_codes.add(digest)
+        return code
+
+    async def delete_expired(self, now: datetime) -> int:
+        return _erase_where(self._store.authorizations, lambda a: a.expires_at <= now) + _erase_where(
+            self._store.login_codes, lambda c: c.expires_at <= now
+        )
+
+    def conflicts(self, committed: MemoryStore) -> bool:
+        """Whether another unit of work took (or deleted) a row this one took."""
+        return any(d not in committed.authorizations for d in self.taken_authorizations) or any(
+            d not in committed.login_codes for d in self.taken_codes
+        )
+
+    def merge_into(self, committed: MemoryStore) -> None:
+        _merge_rows(self._store.authorizations, committed.authorizations, self._authorizations_at_start, committed)
+        _merge_rows(self._store.login_codes, committed.login_codes, self._codes_at_start, committed)
+
+
+def _merge_rows(mine: dict[str, R], theirs: dict[str, R], at_start: set[str], committed: MemoryStore) -> None:
+    """Apply to ``theirs`` what this unit of work took or deleted, and what it added for an account still there."""
+    for key in at_start - set(mine):
+        theirs.pop(key, None)
+    for key in set(mine) - at_start:
+        row = mine[key]
+        if row.user_id is None or row.user_id in committed.users:
+            theirs[key] = row
+
+
 class InMemoryUnitOfWork(UnitOfWork):
     """Works on a private copy of the store. ``commit`` merges what this unit of work touched into the shared
     store, after the checks a database would make at that moment (stale versions, lost rotations, uniqueness),
@@ -792,6 +952,8 @@ class InMemoryUnitOfWork(UnitOfWork):
     mfa: InMemoryMfaRepository
     roles: InMemoryRoleRepository
     stats: InMemoryStatsQueries
+    identities: InMemoryIdentityRepository
+    federation: InMemoryFederationRepository
 
     def __init__(
         self,
@@ -826,6 +988,8 @@ class InMemoryUnitOfWork(UnitOfWork):
         self.mfa = InMemoryMfaRepository(self._working)
         self.roles = InMemoryRoleRepository(self._working)
         self.stats = InMemoryStatsQueries(self._working)
+        self.identities = InMemoryIdentityRepository(self._working)
+        self.federation = InMemoryFederationRepository(self._working)
 
     async def _commit(self) -> None:
         working = self._working
@@ -855,6 +1019,9 @@ class InMemoryUnitOfWork(UnitOfWork):
                 raise ConcurrentUpdate()  # claimed or marked by another unit of work meanwhile
         if self.mfa.conflicts(store):
             raise ConcurrentUpdate()  # the same code, credential or challenge changed by another unit of work
+        if self.federation.conflicts(store):
+            raise ConcurrentUpdate()  # another unit of work took the state or login code first: single use
+        self.identities.check(store, users)
 
         for user_id in users.touched:
             if user_id in working.users:
@@ -894,6 +1061,8 @@ class InMemoryUnitOfWork(UnitOfWork):
         store.known_devices.update(working.known_devices)
         self.mfa.merge_into(store)
         self.roles.merge_into(store)
+        self.identities.merge_into(store)
+        self.federation.merge_into(store)
         for key in self._devices_at_start - set(working.known_devices):
             store.known_devices.pop(key, None)
 
@@ -940,6 +1109,7 @@ def principal_of(user: User, session_id: SessionId, permissions: frozenset[Permi
         updated_at=user.updated_at,
         pending_email=user.pending_email,
         permissions=permissions,
+        has_password=user.has_password,
     )
 
 
@@ -1037,6 +1207,9 @@ class SequentialIdGenerator:
 
     def new_session_id(self) -> SessionId:
         return SessionId(self._new())
+
+    def new_identity_id(self) -> IdentityId:
+        return IdentityId(self._new())
 
 
 class InMemoryRateLimiter:

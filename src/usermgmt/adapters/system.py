@@ -7,6 +7,7 @@ from uuid import UUID
 
 import uuid_utils
 
+from usermgmt.domain.identities import IdentityId
 from usermgmt.domain.value_objects import SessionId, UserId
 
 
@@ -27,3 +28,6 @@ class UuidV7Generator:
 
     def new_session_id(self) -> SessionId:
         return SessionId(_uuid7())
+
+    def new_identity_id(self) -> IdentityId:
+        return IdentityId(_uuid7())

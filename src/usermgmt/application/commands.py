@@ -75,8 +75,10 @@ class ChangePassword:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DeleteAccount:
+    """``password`` None: an account without one proves a recent sign-in of ``session_id`` instead."""
+
     user_id: UserId
-    password: str = field(repr=False)
+    password: str | None = field(default=None, repr=False)
     session_id: SessionId | None = None
     client: ClientInfo = ClientInfo()
 
@@ -333,3 +335,56 @@ class IntrospectToken:
     token: str = field(repr=False)
     client_id: str | None
     client_secret: str | None = field(repr=False)
+
+
+# --- sign-in through identity providers ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StartProviderSignIn:
+    """A browser leaves for ``provider``; it will come back to ``redirect_uri`` (the frontend), whose own PKCE
+    ``code_challenge`` binds the login code to the frontend that asked."""
+
+    provider: str
+    redirect_uri: str
+    code_challenge: str = field(repr=False)
+    code_challenge_method: str = "S256"
+    client: ClientInfo = ClientInfo()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StartIdentityLink:
+    user_id: UserId
+    provider: str
+    redirect_uri: str
+    code_challenge: str = field(repr=False)
+    code_challenge_method: str = "S256"
+    client: ClientInfo = ClientInfo()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FinishProviderSignIn:
+    """The provider sent the browser back: ``code`` and ``state`` (or ``error``) from the query, ``browser`` the
+    value of the state cookie (None: none came)."""
+
+    provider: str
+    state: str | None = field(default=None, repr=False)
+    code: str | None = field(default=None, repr=False)
+    error: str | None = None
+    browser: str | None = field(default=None, repr=False)
+    client: ClientInfo = ClientInfo()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RedeemLoginCode:
+    login_code: str = field(repr=False)
+    code_verifier: str = field(repr=False)
+    client: ClientInfo = ClientInfo()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UnlinkIdentity:
+    user_id: UserId
+    identity_id: str
+    session_id: SessionId | None = None
+    client: ClientInfo = ClientInfo()

@@ -54,6 +54,8 @@ class Template(StrEnum):
     RECOVERY_CODES_REGENERATED = "recovery_codes_regenerated"
     RECOVERY_CODE_USED = "recovery_code_used"
     ACCOUNT_DELETION_SCHEDULED = "account_deletion_scheduled"
+    IDENTITY_LINKED = "identity_linked"
+    IDENTITY_UNLINKED = "identity_unlinked"
     TEST = "test_email"
 
 

@@ -180,3 +180,60 @@ class RateLimited(DomainError):
         self.retry_after = max(1, math.ceil(retry_after))
         self.limit, self.rule = limit, rule
         super().__init__(f"Too many attempts; try again in {self.retry_after} seconds.")
+
+
+# --- sign-in through identity providers ----------------------------------------------------------------------------
+
+
+class UnknownProvider(DomainError):
+    code = "unknown_provider"
+    default_detail = "No identity provider of this name is configured."
+
+
+class InvalidRedirectUri(DomainError):
+    code = "invalid_redirect_uri"
+    default_detail = "The redirect_uri is not one of the frontend addresses this service may send browsers back to."
+
+
+class InvalidCodeChallenge(DomainError):
+    code = "invalid_code_challenge"
+    default_detail = "Send code_challenge_method=S256 and a code_challenge of 43 to 128 base64url characters."
+
+
+class InvalidLoginCode(DomainError):
+    """A login code that is unknown, used, expired, or redeemed with a verifier that does not match its challenge."""
+
+    code = "invalid_login_code"
+    default_detail = "The login code is invalid, used or expired, or the code_verifier does not match."
+
+
+class IdentityInUse(DomainError):
+    code = "identity_in_use"
+    default_detail = "This provider account is already linked to another account."
+
+
+class IdentityNotFound(DomainError):
+    code = "identity_not_found"
+    default_detail = "No linked identity of yours has this id."
+
+
+class LastLoginMethod(DomainError):
+    code = "last_login_method"
+    default_detail = "This is the only way into the account: set a password or link another provider first."
+
+
+class NoPassword(DomainError):
+    code = "no_password"
+    default_detail = "This account has no password yet: set one through the password reset email."
+
+
+class ReauthenticationRequired(DomainError):
+    """An account without a password proves the owner is present by a recent sign-in instead. ``max_age``: how
+    recent, in seconds."""
+
+    code = "reauthentication_required"
+    default_detail = "Sign in again first: this needs a sign-in within the last 10 minutes."
+
+    def __init__(self, *, max_age: int) -> None:
+        super().__init__(f"Sign in again first: this needs a sign-in within the last {max_age // 60} minutes.")
+        self.members = {"max_age": max_age}

@@ -2,10 +2,11 @@
 
 A run, in one transaction that first takes the deployment-wide maintenance lock (``UnitOfWork.try_lock``: a
 PostgreSQL advisory lock; SQLite's single writer), deletes expired sessions with their retired refresh-token
-hashes, expired sign-in challenges and expired email links, erases the accounts whose deletion grace period
-ended (each with the receipt, the anonymous mark and the notice of an immediate deletion), and deletes anonymous
-security events (those naming no account) older than the retention. Sent outbox rows need nothing: a message's
-row is deleted when it is sent or given up.
+hashes, expired sign-in challenges, expired email links, and the expired trips to identity providers and login
+codes (not counted in the report), erases the accounts whose deletion grace period ended (each with the receipt,
+the anonymous mark and the notice of an immediate deletion), and deletes anonymous security events (those naming
+no account) older than the retention. Sent outbox rows need nothing: a message's row is deleted when it is sent or
+given up.
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ class MaintenanceHandler:
             sessions = await self._uow.sessions.delete_expired(now)
             challenges = await self._uow.mfa.delete_expired_challenges(now)
             tokens = await self._uow.email_tokens.delete_expired(now)
+            await self._uow.federation.delete_expired(now)
             erased = 0
             for user in await self._uow.users.due_for_erasure(now, limit=ERASURES_PER_RUN):
                 counts = await self._uow.users.erase(user.id)

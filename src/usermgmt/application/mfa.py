@@ -162,6 +162,7 @@ class TotpSecondFactor(SecondFactorPolicy):
                 throttle_key=factor.throttle_key,
                 now=now,
                 lifetime=self._policy.challenge_ttl,
+                provider=factor.provider,
             )
         )
         return FurtherStep(

@@ -7,11 +7,13 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from enum import StrEnum
 from types import TracebackType
 from typing import Any, Protocol, Self
 
 from usermgmt.application.results import Principal
 from usermgmt.domain.events import EventType, SecurityEvent, StoredEvent
+from usermgmt.domain.identities import Identity, IdentityId
 from usermgmt.domain.mfa import MfaChallenge, TotpCredential
 from usermgmt.domain.model import Session, User
 from usermgmt.domain.roles import Role
@@ -356,6 +358,115 @@ class EventDispatcher:
                 logger.exception("after-commit handler %r failed", handler)
 
 
+# --- sign-in through identity providers ----------------------------------------------------------------------------
+
+
+class IdentityRepository(Protocol):
+    async def get(self, provider: str, subject: str) -> Identity | None: ...
+    async def get_for_user(self, identity_id: IdentityId, user_id: UserId) -> Identity | None: ...
+
+    async def list_for_user(self, user_id: UserId) -> Sequence[Identity]:
+        """Oldest first."""
+
+    async def add(self, identity: Identity) -> None:
+        """Raises: IdentityInUse (another row has its provider and subject)."""
+
+    async def update(self, identity: Identity) -> None:
+        """Store ``last_used_at`` and ``email``."""
+
+    async def delete(self, identity_id: IdentityId, user_id: UserId) -> bool: ...
+
+
+class FlowPurpose(StrEnum):
+    SIGN_IN = "sign_in"
+    LINK = "link"  # from the settings of the signed-in ``user_id``
+
+
+@dataclass(kw_only=True)
+class PendingAuthorization:
+    """A trip to a provider under way: what the callback needs, kept server-side for 10 minutes under the digest
+    of its ``state``. ``browser_digest``: the digest of the cookie that binds it to the browser that left (None for
+    a link started by a frontend's server, which is bound to ``user_id`` instead)."""
+
+    state_digest: str = field(repr=False)
+    provider: str
+    purpose: FlowPurpose
+    user_id: UserId | None
+    browser_digest: str | None = field(repr=False)
+    redirect_uri: str
+    code_challenge: str = field(repr=False)  # the frontend's PKCE challenge, for the login code
+    nonce: str = field(repr=False)
+    code_verifier: str = field(repr=False)  # ours, for the provider's token endpoint
+    created_at: datetime
+    expires_at: datetime
+
+
+@dataclass(kw_only=True)
+class LoginCode:
+    """The one-time code a callback hands the frontend: 60 seconds, for ``user_id``, redeemed once with the
+    verifier of ``code_challenge``."""
+
+    digest: str = field(repr=False)
+    user_id: UserId
+    provider: str
+    redirect_uri: str
+    code_challenge: str = field(repr=False)
+    created_at: datetime
+    expires_at: datetime
+
+
+class FederationRepository(Protocol):
+    async def add_authorization(self, pending: PendingAuthorization) -> None: ...
+
+    async def take_authorization(self, state_digest: str) -> PendingAuthorization | None:
+        """Delete and return it (expired or not): a state is used at most once, even by two callbacks at once."""
+
+    async def add_login_code(self, code: LoginCode) -> None: ...
+
+    async def take_login_code(self, digest: str) -> LoginCode | None:
+        """Delete and return it (expired or not): at most once."""
+
+    async def delete_expired(self, now: datetime) -> int:
+        """Drop the authorizations and login codes past their time; return how many."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExternalIdentity:
+    """Who a provider says signed in: ``subject`` is its stable id for them; ``email`` None when it gave none (or
+    none that is a valid address)."""
+
+    provider: str
+    subject: str
+    email: Email | None
+    email_verified: bool
+    name: str | None = None
+
+
+class ProviderError(Exception):
+    """A provider's answer that proves nothing: ``code`` is what the frontend is told (``invalid_id_token``: the ID
+    token failed validation; ``provider_error``: the provider refused or could not be reached). The message is for
+    the log and names no secret."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class IdentityProvider(Protocol):
+    """One configured provider, e.g. Google (OpenID Connect) or Facebook (OAuth 2 and the Graph API)."""
+
+    @property
+    def name(self) -> str: ...
+
+    async def authorization_url(self, *, redirect_uri: str, state: str, nonce: str, code_verifier: str) -> str:
+        """Where to send the browser: the provider's authorization endpoint with this request (PKCE S256 from
+        ``code_verifier``). ``redirect_uri`` is the service's own callback. Raises: ProviderError."""
+
+    async def identify(self, *, redirect_uri: str, code: str, code_verifier: str, nonce: str) -> ExternalIdentity:
+        """Exchange ``code`` and prove who signed in (the ID token's signature from the provider's keys, issuer,
+        audience, expiry and ``nonce``; or the Graph API). Raises: ProviderError."""
+
+
 class UnitOfWork(abc.ABC):
     """One transaction. Leaving the ``async with`` block without ``commit()`` rolls everything back.
 
@@ -372,6 +483,8 @@ class UnitOfWork(abc.ABC):
     mfa: MfaRepository
     roles: RoleRepository
     stats: StatsQueries
+    identities: IdentityRepository
+    federation: FederationRepository
 
     def __init__(self, dispatcher: EventDispatcher | None = None) -> None:
         self._dispatcher = dispatcher or EventDispatcher()
@@ -440,8 +553,9 @@ class PasswordCheck:
 class ProvenFactor:
     """A factor just proven for ``user_id``, after those in ``earlier`` (proven in a previous step of the same
     sign-in); ``password`` when a password was one of them. ``throttle_key`` names the failed-login throttles the
-    first factor counted against: a second step counts its wrong codes there too. ``started``: the
-    ``time.perf_counter()`` at which this step's use case began, for the ``duration_ms`` of its outcome's event."""
+    first factor counted against: a second step counts its wrong codes there too. ``provider``: the identity
+    provider (``google``...) when the first factor was a sign-in there. ``started``: the ``time.perf_counter()`` at
+    which this step's use case began, for the ``duration_ms`` of its outcome's event."""
 
     user_id: UserId
     method: AuthMethod
@@ -449,6 +563,7 @@ class ProvenFactor:
     password: PasswordCheck | None = None
     throttle_key: str | None = None
     started: float | None = None
+    provider: str | None = None  # the identity provider that vouched, for a federated first factor
 
     @property
     def amr(self) -> tuple[AuthMethod, ...]:
@@ -639,3 +754,4 @@ class Clock(Protocol):
 class IdGenerator(Protocol):
     def new_user_id(self) -> UserId: ...
     def new_session_id(self) -> SessionId: ...
+    def new_identity_id(self) -> IdentityId: ...

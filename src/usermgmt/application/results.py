@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from usermgmt.domain.events import StoredEvent
+from usermgmt.domain.identities import Identity
 from usermgmt.domain.model import Session, User, ensure_may_authenticate
 from usermgmt.domain.roles import Permission
 from usermgmt.domain.value_objects import AuthMethod, Email, FullName, SessionId, UserId, Username
@@ -59,6 +60,7 @@ class Principal:
     updated_at: datetime
     pending_email: Email | None = None
     permissions: frozenset[Permission] = frozenset()  # what the user's roles grant, as of this request
+    has_password: bool = True  # False: an account made through an identity provider, without a password yet
 
     def ensure_may_authenticate(self) -> None:
         """Raises: UserInactive."""
@@ -141,6 +143,7 @@ class DataExport:
     mfa: MfaStatus
     sessions: list[Session]
     events: list[StoredEvent]
+    identities: Sequence[Identity] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -44,6 +44,8 @@ class EventType(StrEnum):
     DATA_EXPORTED = "data_exported"
     ACCOUNT_DELETION_SCHEDULED = "account_deletion_scheduled"
     ACCOUNT_RESTORED = "account_restored"
+    IDENTITY_LINKED = "identity_linked"
+    IDENTITY_UNLINKED = "identity_unlinked"
 
 
 # Detail keys kept for operators only: never shown to the account's owner through the API. ``duration_ms``: the

@@ -73,6 +73,7 @@ class MfaChallenge:
     created_at: datetime
     expires_at: datetime
     failures: int = 0
+    provider: str | None = None  # the identity provider of the first factor, if it was one
 
     @classmethod
     def open(
@@ -85,6 +86,7 @@ class MfaChallenge:
         throttle_key: str | None,
         now: datetime,
         lifetime: timedelta,
+        provider: str | None = None,
     ) -> MfaChallenge:
         return cls(
             digest=digest,
@@ -94,6 +96,7 @@ class MfaChallenge:
             throttle_key=throttle_key,
             created_at=now,
             expires_at=now + lifetime,
+            provider=provider,
         )
 
     def is_expired(self, now: datetime) -> bool:

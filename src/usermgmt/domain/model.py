@@ -35,7 +35,7 @@ class User:
     email: Email
     username: Username | None
     full_name: FullName | None
-    password_hash: PasswordHash
+    password_hash: PasswordHash | None  # None: an account made by an identity provider, until a reset sets one
     email_verified: bool
     is_active: bool
     created_at: datetime
@@ -67,6 +67,29 @@ class User:
             updated_at=now,
             password_changed_at=now,
         )
+
+    @classmethod
+    def register_federated(
+        cls, *, id: UserId, email: Email, email_verified: bool, now: datetime, full_name: FullName | None = None
+    ) -> Self:
+        """An account made at its first sign-in through an identity provider: no password (the owner sets one
+        through the reset email), its address verified only if the provider says so."""
+        return cls(
+            id=id,
+            email=email,
+            username=None,
+            full_name=full_name,
+            password_hash=None,
+            email_verified=email_verified,
+            is_active=True,
+            created_at=now,
+            updated_at=now,
+            password_changed_at=now,
+        )
+
+    @property
+    def has_password(self) -> bool:
+        return self.password_hash is not None
 
     def ensure_active(self) -> None:
         """Raises: AccountPendingDeletion (a deletion within its grace period), UserInactive."""
@@ -272,6 +295,12 @@ class Session:
     expires_at: datetime
     user_agent: str | None
     ip: str | None
+    provider: str | None = None  # the identity provider it signed in through; None: a password
+
+    @property
+    def sign_in_method(self) -> str:
+        """How the session began, for its owner: ``password`` or the provider's name (``google``...)."""
+        return self.provider or "password"
 
     @classmethod
     def start(
@@ -285,6 +314,7 @@ class Session:
         lifetime: timedelta,
         user_agent: str | None,
         ip: str | None,
+        provider: str | None = None,
     ) -> Self:
         if not amr:
             raise ValueError("a session needs at least one authentication method")
@@ -299,6 +329,7 @@ class Session:
             expires_at=now + lifetime,
             user_agent=user_agent,
             ip=ip,
+            provider=provider,
         )
 
     def is_expired(self, now: datetime) -> bool:

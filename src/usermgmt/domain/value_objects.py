@@ -22,6 +22,7 @@ class AuthMethod(StrEnum):
 
     PASSWORD = "pwd"  # noqa: S105 - a method name, not a secret
     OTP = "otp"
+    FEDERATED = "fed"  # an identity provider (Google, Facebook, OIDC) vouched for the user; not in RFC 8176
 
 
 class EmailTokenPurpose(StrEnum):

@@ -44,6 +44,13 @@ EXAMPLE_CONTEXTS: Final[Mapping[Template, Mapping[str, Any]]] = {
         **_LINK,
         **_DEVICE,
     },
+    Template.IDENTITY_LINKED: {
+        "provider_label": "Google",
+        "provider_email": "ada@gmail.com",
+        "automatic": True,
+        **_DEVICE,
+    },
+    Template.IDENTITY_UNLINKED: {"provider_label": "Google", "provider_email": "ada@gmail.com", **_DEVICE},
     Template.TEST: {"at": _AT},
 }
 

@@ -30,6 +30,7 @@ def _challenge_from_row(row: Row[Any]) -> MfaChallenge:
         created_at=row.created_at,
         expires_at=row.expires_at,
         failures=row.failures,
+        provider=row.provider,
     )
 
 
@@ -117,6 +118,7 @@ class SqlAlchemyMfaRepository:
                 created_at=challenge.created_at,
                 expires_at=challenge.expires_at,
                 failures=challenge.failures,
+                provider=challenge.provider,
             )
         )
 

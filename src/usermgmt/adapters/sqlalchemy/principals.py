@@ -1,7 +1,8 @@
 """The hot path of every authenticated request: session liveness and the caller's profile in one indexed read.
 
 The statement is built once, here, from the table definitions; ``fast_principals`` compiles the same statement for
-asyncpg. The password hash is not among its columns: it never leaves the adapter on this path.
+asyncpg. The password hash is not among its columns (only whether there is one): it never leaves the adapter on
+this path.
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ PRINCIPAL_COLUMNS = (
     users.c.updated_at,
     users.c.pending_email,
     _GRANTED,
+    users.c.password_hash.is_not(None).label("has_password"),  # whether there is one; the hash itself stays
 )
 
 # Parameters in this order: session id, user id, now (the positional order of the compiled asyncpg statement).
@@ -100,6 +102,7 @@ def principal_from_row(row: Row[Any] | Any, session_id: SessionId) -> Principal:
         updated_at=row.updated_at,
         pending_email=trusted(Email, row.pending_email) if row.pending_email is not None else None,
         permissions=_permissions(row.granted),
+        has_password=bool(row.has_password),
     )
 
 

@@ -17,7 +17,7 @@ from usermgmt.adapters.sqlalchemy.tables import (
     sessions,
     users,
 )
-from usermgmt.application.errors import ConcurrentUpdate, EmailTaken, RoleExists, UsernameTaken
+from usermgmt.application.errors import ConcurrentUpdate, EmailTaken, IdentityInUse, RoleExists, UsernameTaken
 from usermgmt.domain.errors import DomainError
 from usermgmt.domain.events import EventType, SecurityEvent, StoredEvent
 from usermgmt.domain.model import Session, User
@@ -40,10 +40,15 @@ _UNIQUE_VIOLATIONS: Mapping[str, type[DomainError]] = {
     "username_canonical": UsernameTaken,
     "pk_roles": RoleExists,
     "roles.name": RoleExists,
+    "uq_identities_provider_subject": IdentityInUse,
+    "identities.provider, identities.subject": IdentityInUse,
     # A role deleted while being granted.
     "fk_user_roles_role_name_roles": ConcurrentUpdate,
     # A session for a user deleted in the meantime (PostgreSQL names the key; SQLite says only this).
     "fk_sessions_user_id_users": ConcurrentUpdate,
+    "fk_identities_user_id_users": ConcurrentUpdate,
+    "fk_oauth_authorizations_user_id_users": ConcurrentUpdate,
+    "fk_login_codes_user_id_users": ConcurrentUpdate,
     "FOREIGN KEY constraint failed": ConcurrentUpdate,
 }
 
@@ -62,7 +67,7 @@ def user_from_row(row: Row[Any]) -> User:
         email=trusted(Email, row.email),
         username=trusted(Username, row.username) if row.username is not None else None,
         full_name=trusted(FullName, row.full_name) if row.full_name is not None else None,
-        password_hash=PasswordHash(row.password_hash),
+        password_hash=PasswordHash(row.password_hash) if row.password_hash is not None else None,
         email_verified=row.email_verified,
         is_active=row.is_active,
         created_at=row.created_at,
@@ -87,7 +92,7 @@ def _user_values(user: User) -> dict[str, Any]:
         "username": user.username.value if user.username else None,
         "username_canonical": user.username.canonical if user.username else None,
         "full_name": user.full_name.value if user.full_name else None,
-        "password_hash": user.password_hash.value,
+        "password_hash": user.password_hash.value if user.password_hash is not None else None,
         "email_verified": user.email_verified,
         "is_active": user.is_active,
         "created_at": user.created_at,
@@ -184,6 +189,7 @@ def session_from_row(row: Row[Any]) -> Session:
         expires_at=row.expires_at,
         user_agent=row.user_agent,
         ip=row.ip,
+        provider=row.provider,
     )
 
 
@@ -205,6 +211,7 @@ class SqlAlchemySessionRepository:
                 expires_at=session.expires_at,
                 user_agent=session.user_agent,
                 ip=session.ip,
+                provider=session.provider,
             ),
         )
 

@@ -25,6 +25,7 @@ from sqlalchemy import (
     String,
     Table,
     TypeDecorator,
+    UniqueConstraint,
     Uuid,
     select,
 )
@@ -69,7 +70,7 @@ users = Table(
     Column("username", String(32), nullable=True),
     Column("username_canonical", String(32), nullable=True, unique=True),
     Column("full_name", String(128), nullable=True),
-    Column("password_hash", String(255), nullable=False),
+    Column("password_hash", String(255), nullable=True),  # NULL: made through an identity provider, no password yet
     Column("email_verified", Boolean, nullable=False),
     Column("is_active", Boolean, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
@@ -94,6 +95,7 @@ sessions = Table(
     Column("expires_at", UTCDateTime, nullable=False),
     Column("user_agent", String(512), nullable=True),
     Column("ip", String(64), nullable=True),
+    Column("provider", String(64), nullable=True),  # the identity provider it signed in through; NULL: a password
 )
 
 retired_refresh_tokens = Table(
@@ -203,6 +205,7 @@ mfa_challenges = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False, index=True),
     Column("failures", Integer, nullable=False),
+    Column("provider", String(64), nullable=True),  # the identity provider of the first factor, if it was one
 )
 
 
@@ -225,6 +228,52 @@ user_roles = Table(
     Column("role_name", String(32), ForeignKey("roles.name", ondelete="CASCADE"), primary_key=True),
     Column("granted_at", UTCDateTime, nullable=False),
     Index("ix_user_roles_role_name", "role_name"),
+)
+
+# Sign-in through identity providers. An identity is the provider's stable id for its user (``subject``), joined to
+# one account; ``email`` is the address the provider gave last, shown to the owner, never used to find the account.
+identities = Table(
+    "identities",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("user_id", Uuid, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("provider", String(64), nullable=False),
+    Column("subject", String(255), nullable=False),
+    Column("email", String(254), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_used_at", UTCDateTime, nullable=False),
+    UniqueConstraint("provider", "subject", name="uq_identities_provider_subject"),
+)
+
+# Trips to a provider under way, under the SHA-256 of their ``state`` (never the state): what the callback needs,
+# for 10 minutes. ``user_id``: the account a link was started from (NULL for a sign-in). A row is taken once.
+oauth_authorizations = Table(
+    "oauth_authorizations",
+    metadata,
+    Column("state_digest", String(64), primary_key=True),
+    Column("provider", String(64), nullable=False),
+    Column("purpose", String(16), nullable=False),
+    Column("user_id", Uuid, ForeignKey("users.id", ondelete="CASCADE"), nullable=True, index=True),
+    Column("browser_digest", String(64), nullable=True),
+    Column("redirect_uri", String(2048), nullable=False),
+    Column("code_challenge", String(128), nullable=False),
+    Column("nonce", String(128), nullable=False),
+    Column("code_verifier", String(128), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False, index=True),
+)
+
+# The one-time codes a callback hands the frontend, as digests: 60 seconds, taken once.
+login_codes = Table(
+    "login_codes",
+    metadata,
+    Column("digest", String(64), primary_key=True),
+    Column("user_id", Uuid, ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("provider", String(64), nullable=False),
+    Column("redirect_uri", String(2048), nullable=False),
+    Column("code_challenge", String(128), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False, index=True),
 )
 
 
@@ -286,4 +335,7 @@ PERSONAL_DATA: tuple[PersonalData, ...] = (
     PersonalData("recovery_codes", recovery_codes, (recovery_codes.c.user_id,)),
     PersonalData("mfa_challenges", mfa_challenges, (mfa_challenges.c.user_id,)),
     PersonalData("user_roles", user_roles, (user_roles.c.user_id,)),
+    PersonalData("identities", identities, (identities.c.user_id,)),
+    PersonalData("oauth_authorizations", oauth_authorizations, (oauth_authorizations.c.user_id,)),
+    PersonalData("login_codes", login_codes, (login_codes.c.user_id,)),
 )

@@ -18,6 +18,7 @@ from usermgmt.adapters.sqlalchemy.email import (
     SqlAlchemyOutbox,
 )
 from usermgmt.adapters.sqlalchemy.engine import is_unavailable
+from usermgmt.adapters.sqlalchemy.identities import SqlAlchemyFederationRepository, SqlAlchemyIdentityRepository
 from usermgmt.adapters.sqlalchemy.mfa import SqlAlchemyMfaRepository
 from usermgmt.adapters.sqlalchemy.repositories import (
     SqlAlchemyEventRepository,
@@ -53,6 +54,8 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
     mfa: SqlAlchemyMfaRepository
     roles: SqlAlchemyRoleRepository
     stats: SqlAlchemyStatsQueries
+    identities: SqlAlchemyIdentityRepository
+    federation: SqlAlchemyFederationRepository
 
     def __init__(
         self,
@@ -89,6 +92,8 @@ class SqlAlchemyUnitOfWork(UnitOfWork):
         self.mfa = SqlAlchemyMfaRepository(self._connection)
         self.roles = SqlAlchemyRoleRepository(self._connection)
         self.stats = SqlAlchemyStatsQueries(self._connection)
+        self.identities = SqlAlchemyIdentityRepository(self._connection)
+        self.federation = SqlAlchemyFederationRepository(self._connection)
 
     async def try_lock(self, name: str) -> bool:
         """PostgreSQL: a transaction-level advisory lock keyed by ``name``'s hash (``pg_try_advisory_xact_lock``),

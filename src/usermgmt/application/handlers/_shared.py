@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import unicodedata
+from datetime import timedelta
 
 from usermgmt.application.audit import security_event
 from usermgmt.application.commands import ClientInfo
-from usermgmt.application.errors import InvalidAccessToken, InvalidPassword
+from usermgmt.application.errors import InvalidAccessToken, InvalidPassword, ReauthenticationRequired
 from usermgmt.application.ports import Clock, PasswordHasher, UnitOfWork
 from usermgmt.domain.errors import InvalidEmail, InvalidUsername
 from usermgmt.domain.events import EventType
@@ -39,27 +40,41 @@ def login_key(login: Email | Username | None, text: str) -> str:
     return f"login:{login.canonical if login is not None else canonical(text.strip())}"
 
 
+RECENT_SIGN_IN = timedelta(minutes=10)
+
+
 async def confirm_password(
     uow: UnitOfWork,
     hasher: PasswordHasher,
     clock: Clock,
     *,
     user_id: UserId,
-    password: str,
+    password: str | None,
     client: ClientInfo,
     purpose: str,
     session_id: SessionId | None = None,
 ) -> User:
     """Re-authenticate the caller with their current password. The hash check runs with no transaction open.
 
-    A wrong password is recorded in the owner's security history, naming the session it came from: it may be a
-    thief holding that session's token, and the owner can end it.
+    A wrong (or missing) password is recorded in the owner's security history, naming the session it came from: it
+    may be a thief holding that session's token, and the owner can end it. An account without a password (made
+    through an identity provider) proves the owner is present by a sign-in of the calling session within the last
+    ``RECENT_SIGN_IN`` instead; ``password`` is then ignored.
 
-    Raises: InvalidPassword, InvalidAccessToken.
+    Raises: InvalidPassword, ReauthenticationRequired, InvalidAccessToken.
     """
     async with uow:
         user = await load_user(uow, user_id)
-    matches, _ = await hasher.verify_and_update(PlainPassword(password), user.password_hash)
+        session = await uow.sessions.get(session_id) if user.password_hash is None and session_id else None
+    if user.password_hash is None:
+        if session is None or session.user_id != user_id:
+            raise InvalidAccessToken()
+        if clock.now() - session.authenticated_at > RECENT_SIGN_IN:
+            raise ReauthenticationRequired(max_age=int(RECENT_SIGN_IN.total_seconds()))
+        return user
+    matches = False
+    if password is not None:
+        matches, _ = await hasher.verify_and_update(PlainPassword(password), user.password_hash)
     if not matches:
         async with uow:
             await uow.record(

@@ -10,6 +10,7 @@ from usermgmt.application.errors import (
     ConcurrentUpdate,
     InvalidAccessToken,
     InvalidPassword,
+    NoPassword,
     RateLimited,
     ServiceUnavailable,
 )
@@ -27,6 +28,7 @@ class ChangePasswordHandler:
 
     raises: ClassVar[tuple[type[DomainError], ...]] = (
         RateLimited,
+        NoPassword,
         InvalidPassword,
         WeakPassword,
         ConcurrentUpdate,
@@ -49,9 +51,13 @@ class ChangePasswordHandler:
     async def __call__(self, cmd: commands.ChangePassword) -> int:
         """Return how many other sessions were revoked.
 
-        Raises: RateLimited, InvalidPassword, WeakPassword, ConcurrentUpdate.
+        Raises: RateLimited, NoPassword (an account made through a provider), InvalidPassword, WeakPassword,
+        ConcurrentUpdate.
         """
         await self._guard.hit_per_user(RateRule.PASSWORD_CHANGES_PER_USER, cmd.user_id, cmd.client)
+        async with self._uow:
+            if not (await load_user(self._uow, cmd.user_id)).has_password:
+                raise NoPassword()  # it is set through the reset email, which proves the mailbox
         user = await confirm_password(
             self._uow,
             self._hasher,

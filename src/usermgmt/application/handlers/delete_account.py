@@ -12,6 +12,7 @@ from usermgmt.application.errors import (
     InvalidPassword,
     LastAdmin,
     RateLimited,
+    ReauthenticationRequired,
     ServiceUnavailable,
 )
 from usermgmt.application.handlers._shared import confirm_password, load_user
@@ -38,6 +39,7 @@ class DeleteAccountHandler:
     raises: ClassVar[tuple[type[DomainError], ...]] = (
         RateLimited,
         InvalidPassword,
+        ReauthenticationRequired,
         InvalidAccessToken,
         LastAdmin,
         ServiceUnavailable,

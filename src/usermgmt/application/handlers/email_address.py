@@ -24,6 +24,7 @@ from usermgmt.application.errors import (
     InvalidEmailToken,
     InvalidPassword,
     RateLimited,
+    ReauthenticationRequired,
     ServiceUnavailable,
 )
 from usermgmt.application.handlers._shared import confirm_password, load_user
@@ -144,6 +145,7 @@ class RequestEmailChangeHandler:
         InvalidEmail,
         SameEmail,
         InvalidPassword,
+        ReauthenticationRequired,
         EmailTaken,
         ConcurrentUpdate,
         UserInactive,

@@ -66,6 +66,9 @@ class LoginHandler:
         if user is None:
             await self._hasher.verify_and_update(password, self._hasher.dummy_hash)
             await self._failed(None, client, started, reason="unknown_login")
+        if user.password_hash is None:  # made through a provider: no password matches, in the same time
+            await self._hasher.verify_and_update(password, self._hasher.dummy_hash)
+            await self._failed(user, client, started, reason="no_password")
         matches, upgraded_hash = await self._hasher.verify_and_update(password, user.password_hash)
         if not matches:
             await self._failed(user, client, started, reason="wrong_password")

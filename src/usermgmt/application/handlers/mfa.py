@@ -19,6 +19,7 @@ from usermgmt.application.errors import (
     MfaNotEnabled,
     NoPendingEnrolment,
     RateLimited,
+    ReauthenticationRequired,
     ServiceUnavailable,
 )
 from usermgmt.application.handlers._shared import confirm_password, load_user
@@ -88,6 +89,7 @@ class StartTotpEnrolmentHandler:
     raises: ClassVar[tuple[type[DomainError], ...]] = (
         RateLimited,
         InvalidPassword,
+        ReauthenticationRequired,
         MfaAlreadyEnabled,
         InvalidAccessToken,
         ServiceUnavailable,
@@ -174,6 +176,7 @@ class _ProvenChange:
     raises: ClassVar[tuple[type[DomainError], ...]] = (
         RateLimited,
         InvalidPassword,
+        ReauthenticationRequired,
         InvalidMfaCode,
         MfaNotEnabled,
         InvalidAccessToken,
@@ -342,6 +345,7 @@ class LoginMfaHandler:
             else None,
             throttle_key=account,
             started=started,
+            provider=challenge.provider,
         )
         result = await self._issuer.sign_in(factor, client)
         if not isinstance(result, SignedIn):  # pragma: no cover - the TOTP policy asks nothing after a code

@@ -14,6 +14,7 @@ from usermgmt.application.errors import (
     InvalidEmailToken,
     InvalidPassword,
     RateLimited,
+    ReauthenticationRequired,
     RecentSignInRequired,
     ServiceUnavailable,
 )
@@ -42,6 +43,7 @@ class ExportDataHandler:
         RecentSignInRequired,
         RateLimited,
         InvalidPassword,
+        ReauthenticationRequired,
         InvalidAccessToken,
         ServiceUnavailable,
     )
@@ -89,8 +91,17 @@ class ExportDataHandler:
             events = await _all_events(self._uow, user.id)
             mfa = await mfa_status(self._uow, user.id)
             roles = await self._uow.roles.roles_of(user.id)
+            identities = await self._uow.identities.list_for_user(user.id)
             await self._uow.commit()
-        return DataExport(exported_at=now, user=user, roles=roles, mfa=mfa, sessions=sessions, events=events)
+        return DataExport(
+            exported_at=now,
+            user=user,
+            roles=roles,
+            mfa=mfa,
+            sessions=sessions,
+            events=events,
+            identities=identities,
+        )
 
 
 async def _all_events(uow: UnitOfWork, user_id: UserId) -> list[StoredEvent]:

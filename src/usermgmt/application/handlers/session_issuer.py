@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from usermgmt.application.audit import security_event, sign_in_duration
 from usermgmt.application.commands import ClientInfo
@@ -119,6 +119,7 @@ class SessionIssuer:
                 lifetime=self._lifetime,
                 user_agent=client.user_agent,
                 ip=client.ip,
+                provider=factor.provider,
             )
             await self._uow.sessions.add(session)
             roles = await self._uow.roles.roles_of(user.id)
@@ -130,6 +131,7 @@ class SessionIssuer:
                     user_id=user.id,
                     session_id=session.id,
                     amr=list(session.amr),
+                    **_provider_of(factor),
                     **sign_in_duration(factor.started),
                 )
             )
@@ -159,10 +161,16 @@ class SessionIssuer:
                 client=client,
                 user_id=user.id,
                 reason=reason,
+                **_provider_of(factor),
                 **sign_in_duration(factor.started),
             )
         )
         await self._uow.commit()
+
+
+def _provider_of(factor: ProvenFactor) -> dict[str, Any]:
+    """The ``provider`` detail of a sign-in's event, for a federated first factor only."""
+    return {"provider": factor.provider} if factor.provider else {}
 
 
 __all__ = ["NoSecondFactor", "PasswordCheck", "ProvenFactor", "SessionIssuer"]

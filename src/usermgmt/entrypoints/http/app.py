@@ -17,7 +17,7 @@ from usermgmt.entrypoints.http.errors import install_error_handlers
 from usermgmt.entrypoints.http.middleware import ProblemCORSMiddleware, RequestContextMiddleware, RequestGuardMiddleware
 from usermgmt.entrypoints.http.observability import RequestMetrics
 from usermgmt.entrypoints.http.openapi import install_openapi
-from usermgmt.entrypoints.http.routers import admin, auth, meta, mfa, oauth, users
+from usermgmt.entrypoints.http.routers import admin, auth, federation, meta, mfa, oauth, users
 from usermgmt.entrypoints.http.schemas import LoginForm, LoginIn, Problem
 
 # The response headers a browser client may read: what it acts on besides the body.
@@ -70,6 +70,8 @@ def create_app(container: Container | None = None) -> FastAPI:
     # Routes are matched in order: the hot ones (an internal service's introspection, the users' own routes) first.
     app.include_router(oauth.router)
     app.include_router(users.router)
+    app.include_router(federation.identities)
+    app.include_router(federation.router)
     app.include_router(auth.router)
     app.include_router(mfa.router)
     app.include_router(admin.router)

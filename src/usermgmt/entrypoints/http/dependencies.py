@@ -18,6 +18,14 @@ from usermgmt.application.handlers.email_address import (
     ResendVerificationHandler,
     VerifyEmailHandler,
 )
+from usermgmt.application.handlers.federation import (
+    FinishProviderSignInHandler,
+    ListIdentitiesHandler,
+    RedeemLoginCodeHandler,
+    StartIdentityLinkHandler,
+    StartProviderSignInHandler,
+    UnlinkIdentityHandler,
+)
 from usermgmt.application.handlers.introspect import IntrospectTokenHandler
 from usermgmt.application.handlers.login import LoginHandler
 from usermgmt.application.handlers.logout import LogoutHandler
@@ -78,6 +86,12 @@ LoginMfa = Annotated[LoginMfaHandler, provided("login_mfa")]
 ExportData = Annotated[ExportDataHandler, provided("export_data")]
 RestoreAccount = Annotated[RestoreAccountHandler, provided("restore_account")]
 Introspect = Annotated[IntrospectTokenHandler, provided("introspect")]
+StartProviderSignIn = Annotated[StartProviderSignInHandler, provided("start_provider_sign_in")]
+FinishProviderSignIn = Annotated[FinishProviderSignInHandler, provided("finish_provider_sign_in")]
+RedeemLoginCode = Annotated[RedeemLoginCodeHandler, provided("redeem_login_code")]
+StartIdentityLink = Annotated[StartIdentityLinkHandler, provided("start_identity_link")]
+ListIdentities = Annotated[ListIdentitiesHandler, provided("list_identities")]
+UnlinkIdentity = Annotated[UnlinkIdentityHandler, provided("unlink_identity")]
 
 
 class BearerPrincipal(OAuth2PasswordBearer):

@@ -18,9 +18,15 @@ from starlette.types import Scope
 from usermgmt.adapters.metrics import Metrics
 from usermgmt.entrypoints.http.errors import PROBLEM_CODE_KEY, RATE_LIMIT_RULE_KEY
 
-# The routes that are a sign-in attempt, by the method (first factor or step) they attempt. A provider's
-# (social sign-in) token exchange joins them as "provider" when it lands.
-SIGN_IN_ROUTES: Final = {"/api/v1/auth/login": "password", "/api/v1/auth/login/mfa": "mfa"}
+# The routes that are a sign-in attempt, by the method (first factor or step) they attempt: a provider's login code
+# redeemed is "provider"; a provider's callback, which always redirects, is "provider_callback", its outcome the
+# ``error`` it sends the browser back with (PROBLEM_CODE_KEY, set by the route), or success.
+SIGN_IN_ROUTES: Final = {
+    "/api/v1/auth/login": "password",
+    "/api/v1/auth/login/mfa": "mfa",
+    "/api/v1/auth/oauth/token": "provider",
+}
+CALLBACK_ROUTE: Final = "/api/v1/auth/oauth/{provider}/callback"
 REFRESH_ROUTE: Final = "/api/v1/auth/refresh"
 METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 UNMATCHED: Final = "unmatched"
@@ -46,7 +52,8 @@ class RequestMetrics:
         if status is None:  # the client went away, or a deadline closed the connection
             outcome = "no_answer"
         elif status < 400:
-            outcome = "success"
+            code = scope.get(PROBLEM_CODE_KEY) if template == CALLBACK_ROUTE else None
+            outcome = code if isinstance(code, str) else "success"
         else:
             code = scope.get(PROBLEM_CODE_KEY)
             outcome = code if isinstance(code, str) else "unknown"
@@ -57,5 +64,7 @@ class RequestMetrics:
         sign_in = SIGN_IN_ROUTES.get(template)
         if sign_in is not None and method == "POST":
             self._metrics.sign_ins.labels(sign_in, outcome).inc()
+        elif template == CALLBACK_ROUTE and method == "GET":
+            self._metrics.sign_ins.labels("provider_callback", outcome).inc()
         elif template == REFRESH_ROUTE and method == "POST":
             self._metrics.refreshes.labels(outcome).inc()

@@ -69,7 +69,12 @@ class ChangePasswordIn(RequestModel):
 
 
 class DeleteAccountIn(RequestModel):
-    password: SecretText = Field(repr=False)
+    password: SecretText | None = Field(
+        None,
+        repr=False,
+        description="The current password; an account without one (has_password false) sends none and needs a "
+        "sign-in within the last 10 minutes instead.",
+    )
 
 
 class EmailTokenIn(RequestModel):
@@ -110,6 +115,9 @@ class UserOut(BaseModel):
     pending_email: str | None = Field(
         description="An address change waiting for confirmation from the new mailbox; null when none is."
     )
+    has_password: bool = Field(
+        description="False for an account made through an identity provider, until a password reset sets one."
+    )
 
 
 class TokenPairOut(BaseModel):
@@ -129,6 +137,7 @@ class SessionOut(BaseModel):
     user_agent: str | None
     ip: str | None
     current: bool
+    sign_in_method: str = Field(description="`password`, or the identity provider signed in through (`google`...).")
 
 
 CodeText = Annotated[str, Field(min_length=1, max_length=64), NoNul]
@@ -321,6 +330,7 @@ class ExportProfileOut(BaseModel):
     updated_at: datetime
     password_changed_at: datetime
     pending_email: str | None
+    has_password: bool
 
 
 class ExportSessionOut(BaseModel):
@@ -332,6 +342,7 @@ class ExportSessionOut(BaseModel):
     expires_at: datetime
     user_agent: str | None
     ip: str | None
+    sign_in_method: str
 
 
 class ExportOut(BaseModel):
@@ -344,6 +355,7 @@ class ExportOut(BaseModel):
     roles: list[str]
     two_factor: MfaStatusOut
     sessions: list[ExportSessionOut]
+    identities: list[IdentityOut]
     security_events: list[EventOut]
 
 
@@ -396,3 +408,36 @@ class Jwk(BaseModel):
 
 class JwksOut(BaseModel):
     keys: list[Jwk]
+
+
+# --- sign-in through identity providers ----------------------------------------------------------------------------
+
+ChallengeText = Annotated[str, Field(min_length=1, max_length=128), NoNul]
+
+
+class LoginCodeIn(RequestModel):
+    login_code: TokenText = Field(repr=False, description="The `login_code` the callback sent the browser back with.")
+    code_verifier: Annotated[str, Field(min_length=1, max_length=128), NoNul] = Field(
+        repr=False, description="The PKCE verifier whose S256 challenge started the sign-in."
+    )
+
+
+class IdentityLinkIn(RequestModel):
+    redirect_uri: Annotated[str, Field(min_length=1, max_length=2048), NoNul] = Field(
+        description="Where the browser comes back to, with `?linked={provider}` or `?error=`: one of "
+        "USERMGMT_OAUTH_REDIRECT_URIS."
+    )
+    code_challenge: ChallengeText = Field(repr=False, description="The frontend's PKCE S256 challenge.")
+    code_challenge_method: Literal["S256"] = "S256"
+
+
+class AuthorizationUrlOut(BaseModel):
+    authorization_url: str = Field(description="Send the browser there (the provider's sign-in page).")
+
+
+class IdentityOut(BaseModel):
+    id: UUID
+    provider: str
+    email: str | None = Field(description="The address the provider gave at the last sign-in through it.")
+    created_at: datetime
+    last_used_at: datetime

@@ -17,6 +17,7 @@ from usermgmt.application.results import (
     UserPage,
 )
 from usermgmt.domain.events import StoredEvent
+from usermgmt.domain.identities import Identity
 from usermgmt.domain.model import User
 from usermgmt.domain.roles import Role
 from usermgmt.entrypoints.http.schemas import (
@@ -32,6 +33,7 @@ from usermgmt.entrypoints.http.schemas import (
     ExportOut,
     ExportProfileOut,
     ExportSessionOut,
+    IdentityOut,
     MfaStatusOut,
     RoleOut,
     SessionOut,
@@ -62,6 +64,7 @@ def _profile_out(user_id: UUID, profile: User | Principal) -> UserOut:
         created_at=profile.created_at,
         updated_at=profile.updated_at,
         pending_email=profile.pending_email.value if profile.pending_email else None,
+        has_password=profile.has_password,
     )
 
 
@@ -85,6 +88,7 @@ def session_out(view: SessionView) -> SessionOut:
         user_agent=s.user_agent,
         ip=s.ip,
         current=view.current,
+        sign_in_method=s.sign_in_method,
     )
 
 
@@ -192,9 +196,11 @@ def export_out(export: DataExport) -> ExportOut:
                 expires_at=s.expires_at,
                 user_agent=s.user_agent,
                 ip=s.ip,
+                sign_in_method=s.sign_in_method,
             )
             for s in export.sessions
         ],
+        identities=[identity_out(identity) for identity in export.identities],
         security_events=[event_out(stored) for stored in export.events],
     )
 
@@ -222,4 +228,14 @@ def stats_out(stats: Stats) -> StatsOut:
         deletions_within_24h=stats.deletions_within_24h,
         deletions_overdue=stats.deletions_overdue,
         deletions_within_24h_rate=stats.deletions_within_24h_rate,
+    )
+
+
+def identity_out(identity: Identity) -> IdentityOut:
+    return IdentityOut(
+        id=identity.id,
+        provider=identity.provider,
+        email=identity.email.value if identity.email else None,
+        created_at=identity.created_at,
+        last_used_at=identity.last_used_at,
     )

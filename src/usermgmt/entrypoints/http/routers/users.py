@@ -6,6 +6,7 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Response, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from usermgmt.application import commands
@@ -155,15 +156,26 @@ async def change_password(
     },
 )
 async def delete_me(
-    body: DeleteAccountIn, principal: deps.CurrentPrincipal, handler: deps.DeleteAccount, client: deps.Client
+    principal: deps.CurrentPrincipal,
+    handler: deps.DeleteAccount,
+    client: deps.Client,
+    body: DeleteAccountIn | None = None,
 ) -> DeletionReceiptOut | JSONResponse:
     """Erase the account and everything that names it; the answer (200) is a receipt of what was erased.
 
     With a deletion grace period configured, the account is disabled and signed out everywhere at once, and erased
     at the end of the period (202 ``{erasure_at}``) unless the link sent to its address restores it first."""
+    password = body.password if body is not None else None
+    if password is None and principal.has_password:  # only an account without a password may send none
+        raise RequestValidationError(
+            [{"type": "missing", "loc": ("body", "password"), "msg": "Field required", "input": None}]
+        )
     result = await handler(
         commands.DeleteAccount(
-            user_id=principal.user_id, session_id=principal.session_id, password=body.password, client=client
+            user_id=principal.user_id,
+            session_id=principal.session_id,
+            password=password,
+            client=client,
         )
     )
     if isinstance(result, ErasureScheduled):
