@@ -575,3 +575,18 @@ async def test_two_factor_is_still_asked_after_a_provider(
     assert claims["amr"] == ["fed", "otp"]
     sessions = (await client.get("/api/v1/users/me/sessions", headers=bearer(step.json()))).json()
     assert {s["sign_in_method"] for s in sessions} == {"password", "google"}
+
+
+async def test_a_passwordless_account_re_authenticates_by_its_recent_sign_in_everywhere_a_password_is_asked(
+    client: httpx.AsyncClient, signup: Signup, op: OpenIdProvider, facebook: FakeFacebook
+) -> None:
+    op.add_account("g-reauth", email="reauth@gmail.example")
+    tokens = await provider_account(client, "google", "g-reauth", op, facebook)
+    started = await client.post("/api/v1/users/me/mfa/totp", json={}, headers=bearer(tokens))
+    assert started.status_code == 200, started.text
+    moved = await client.post("/api/v1/users/me/email", json={"new_email": "moved@example.com"}, headers=bearer(tokens))
+    assert moved.status_code in {200, 202}, moved.text
+
+    account = await signup("has.password@example.com")  # an account with a password still has to send it
+    for path, body in [("/api/v1/users/me/mfa/totp", {}), ("/api/v1/users/me/email", {"new_email": "x@example.com"})]:
+        assert_problem(await client.post(path, json=body, headers=account.auth), 422, "validation_error")

@@ -132,7 +132,7 @@ class ResendVerification:
 class RequestEmailChange:
     user_id: UserId
     new_email: str
-    password: str = field(repr=False)
+    password: str | None = field(repr=False)  # None: an account without one
     session_id: SessionId | None = None
     client: ClientInfo = ClientInfo()
 
@@ -158,7 +158,7 @@ class GetMfaStatus:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StartTotpEnrolment:
     user_id: UserId
-    password: str = field(repr=False)
+    password: str | None = field(repr=False)  # None: an account without one
     session_id: SessionId | None = None
     client: ClientInfo = ClientInfo()
 
@@ -176,7 +176,7 @@ class DisableTotp:
     """Also the command of regenerating recovery codes: both need the password and a current code."""
 
     user_id: UserId
-    password: str = field(repr=False)
+    password: str | None = field(repr=False)  # None: an account without one
     code: str = field(repr=False)
     session_id: SessionId | None = None
     client: ClientInfo = ClientInfo()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import OAuth2PasswordBearer
 
 from usermgmt.application import commands
@@ -123,3 +124,13 @@ async def client_info(request: Request) -> commands.ClientInfo:
 
 
 Client = Annotated[commands.ClientInfo, Depends(client_info)]
+
+
+def password_for(principal: Principal, password: str | None) -> str | None:
+    """The password a re-authenticating route was sent: only an account without one may send none (it proves a
+    recent sign-in instead); for any other, a missing password is the 422 a required field always was."""
+    if password is None and principal.has_password:
+        raise RequestValidationError(
+            [{"type": "missing", "loc": ("body", "password"), "msg": "Field required", "input": None}]
+        )
+    return password

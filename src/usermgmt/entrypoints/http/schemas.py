@@ -83,7 +83,12 @@ class EmailTokenIn(RequestModel):
 
 class EmailChangeIn(RequestModel):
     new_email: EmailText
-    password: SecretText = Field(repr=False, description="The current password.")
+    password: SecretText | None = Field(
+        None,
+        repr=False,
+        description="The current password; an account without one (has_password false) sends none and needs a "
+        "sign-in within the last 10 minutes instead.",
+    )
 
 
 class EmailSentOut(BaseModel):
@@ -156,8 +161,22 @@ class MfaCodeIn(RequestModel):
     code: CodeText = Field(repr=False, description="A 6-digit code of the authenticator app.")
 
 
+class ReauthIn(RequestModel):
+    password: SecretText | None = Field(
+        None,
+        repr=False,
+        description="The current password; an account without one (has_password false) sends none and needs a "
+        "sign-in within the last 10 minutes instead.",
+    )
+
+
 class PasswordAndCodeIn(RequestModel):
-    password: SecretText = Field(repr=False, description="The current password.")
+    password: SecretText | None = Field(
+        None,
+        repr=False,
+        description="The current password; an account without one (has_password false) sends none and needs a "
+        "sign-in within the last 10 minutes instead.",
+    )
     code: CodeText = Field(repr=False, description="A 6-digit code of the authenticator app, or a recovery code.")
 
 

@@ -19,7 +19,7 @@ from usermgmt.entrypoints.http.schemas import (
     MfaCodeIn,
     MfaStatusOut,
     PasswordAndCodeIn,
-    PasswordIn,
+    ReauthIn,
     RecoveryCodesOut,
     TotpEnrolmentOut,
 )
@@ -49,13 +49,16 @@ async def get_mfa(principal: deps.CurrentPrincipal, handler: deps.GetMfaStatus) 
     responses=problem_responses(StartTotpEnrolmentHandler, body=True, bearer=True),
 )
 async def start_totp(
-    body: PasswordIn, response: Response, principal: deps.CurrentPrincipal, handler: deps.StartTotp, client: deps.Client
+    body: ReauthIn, response: Response, principal: deps.CurrentPrincipal, handler: deps.StartTotp, client: deps.Client
 ) -> TotpEnrolmentOut:
     """Start enrolling an authenticator app (the password first). TOTP stays off until ``/totp/confirm``; starting
     again replaces a pending secret."""
     enrolment = await handler(
         commands.StartTotpEnrolment(
-            user_id=principal.user_id, password=body.password, session_id=principal.session_id, client=client
+            user_id=principal.user_id,
+            password=deps.password_for(principal, body.password),
+            session_id=principal.session_id,
+            client=client,
         )
     )
     response.headers.update(NO_STORE)
@@ -99,7 +102,7 @@ async def disable_totp(
     await handler(
         commands.DisableTotp(
             user_id=principal.user_id,
-            password=body.password,
+            password=deps.password_for(principal, body.password),
             code=body.code,
             session_id=principal.session_id,
             client=client,
@@ -125,7 +128,7 @@ async def regenerate_recovery_codes(
     codes = await handler(
         commands.RegenerateRecoveryCodes(
             user_id=principal.user_id,
-            password=body.password,
+            password=deps.password_for(principal, body.password),
             code=body.code,
             session_id=principal.session_id,
             client=client,

@@ -6,7 +6,6 @@ from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Response, status
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from usermgmt.application import commands
@@ -112,7 +111,7 @@ async def request_email_change(
         commands.RequestEmailChange(
             user_id=principal.user_id,
             new_email=body.new_email,
-            password=body.password,
+            password=deps.password_for(principal, body.password),
             session_id=principal.session_id,
             client=client,
         )
@@ -165,11 +164,7 @@ async def delete_me(
 
     With a deletion grace period configured, the account is disabled and signed out everywhere at once, and erased
     at the end of the period (202 ``{erasure_at}``) unless the link sent to its address restores it first."""
-    password = body.password if body is not None else None
-    if password is None and principal.has_password:  # only an account without a password may send none
-        raise RequestValidationError(
-            [{"type": "missing", "loc": ("body", "password"), "msg": "Field required", "input": None}]
-        )
+    password = deps.password_for(principal, body.password if body is not None else None)
     result = await handler(
         commands.DeleteAccount(
             user_id=principal.user_id,
