@@ -70,6 +70,13 @@ def format_rate(rate: Rate) -> str:
     return f"{rate.limit}/{seconds // _UNITS[unit]}{unit}"
 
 
+def comma_separated(value: object) -> object:
+    """A setting's comma-separated text as a tuple of its non-empty items (anything else as it is)."""
+    if isinstance(value, str):
+        return tuple(item.strip() for item in value.split(",") if item.strip())
+    return value
+
+
 class Section(BaseModel):
     """A frozen group of settings. Each field's ``validation_alias`` is its flat name: ``USERMGMT_`` + that name in
     capitals is its environment variable. Fields are also accepted by their own name."""
@@ -302,9 +309,7 @@ class HttpSettings(Section):
     @field_validator("cors_origins", "trusted_proxies", "trusted_hosts", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
-        if isinstance(value, str):
-            return tuple(item.strip() for item in value.split(",") if item.strip())
-        return value
+        return comma_separated(value)
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -427,9 +432,7 @@ class MfaSettings(Section):
     @field_validator("data_encryption_keys", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
-        if isinstance(value, str):
-            return tuple(item.strip() for item in value.split(",") if item.strip())
-        return value
+        return comma_separated(value)
 
     @field_validator("data_encryption_keys")
     @classmethod
@@ -598,9 +601,7 @@ class OAuthSettings(Section):
     @field_validator("redirect_uris", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
-        if isinstance(value, str):
-            return tuple(item.strip() for item in value.split(",") if item.strip())
-        return value
+        return comma_separated(value)
 
     @field_validator("redirect_uris")
     @classmethod

@@ -20,7 +20,7 @@ from usermgmt.application.handlers.password_reset import ForgotPasswordHandler, 
 from usermgmt.application.handlers.privacy import RestoreAccountHandler
 from usermgmt.application.handlers.refresh_session import RefreshSessionHandler
 from usermgmt.application.handlers.register_user import RegisterUserHandler
-from usermgmt.application.results import FurtherStepRequired
+from usermgmt.application.results import FurtherStepRequired, SignInResult
 from usermgmt.domain.errors import DomainError, InvalidEmail, InvalidFullName, InvalidUsername, WeakPassword
 from usermgmt.entrypoints.http import dependencies as deps
 from usermgmt.entrypoints.http.errors import field_errors, problem_responses
@@ -91,6 +91,13 @@ async def _login_body(request: Request) -> LoginIn:
         ) from None
 
 
+def signed_in_or_second_step(result: SignInResult) -> TokenPairOut:
+    """A first factor's answer: the token pair, or 403 ``mfa_required`` with the ``mfa_token`` of the next step."""
+    if isinstance(result, FurtherStepRequired):
+        raise MfaRequired(mfa_token=result.token, methods=result.methods, expires_in=result.expires_in)
+    return token_pair_out(result.tokens)
+
+
 class SecondStep:
     """What the login route answers itself when a second factor is due (for its OpenAPI responses)."""
 
@@ -114,10 +121,9 @@ async def login(request: Request, handler: deps.Login, client: deps.Client) -> T
     token and a code to ``POST /api/v1/auth/login/mfa``.
     """
     body = await _login_body(request)
-    result = await handler(commands.Login(login=body.login, password=body.password, client=client))
-    if isinstance(result, FurtherStepRequired):
-        raise MfaRequired(mfa_token=result.token, methods=result.methods, expires_in=result.expires_in)
-    return token_pair_out(result.tokens)
+    return signed_in_or_second_step(
+        await handler(commands.Login(login=body.login, password=body.password, client=client))
+    )
 
 
 @router.post(

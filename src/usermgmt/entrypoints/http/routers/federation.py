@@ -11,7 +11,6 @@ from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import RedirectResponse
 
 from usermgmt.application import commands
-from usermgmt.application.errors import MfaRequired
 from usermgmt.application.handlers.federation import (
     STATE_TTL,
     FinishProviderSignInHandler,
@@ -21,11 +20,10 @@ from usermgmt.application.handlers.federation import (
     StartProviderSignInHandler,
     UnlinkIdentityHandler,
 )
-from usermgmt.application.results import FurtherStepRequired
 from usermgmt.entrypoints.http import dependencies as deps
 from usermgmt.entrypoints.http.errors import PROBLEM_CODE_KEY, problem_responses
-from usermgmt.entrypoints.http.routers.auth import SecondStep
-from usermgmt.entrypoints.http.routers.presenters import identity_out, token_pair_out
+from usermgmt.entrypoints.http.routers.auth import SecondStep, signed_in_or_second_step
+from usermgmt.entrypoints.http.routers.presenters import identity_out
 from usermgmt.entrypoints.http.routing import StrictJsonRoute
 from usermgmt.entrypoints.http.schemas import (
     AuthorizationUrlOut,
@@ -144,12 +142,11 @@ async def token(body: LoginCodeIn, handler: deps.RedeemLoginCode, client: deps.C
     """Step 3, from the frontend's server: the login code and the PKCE verifier of the sign-in's challenge, for a
     token pair as after a login. With two-factor authentication on, 403 ``mfa_required`` as from the login: a
     provider does not replace the second factor."""
-    result = await handler(
-        commands.RedeemLoginCode(login_code=body.login_code, code_verifier=body.code_verifier, client=client)
+    return signed_in_or_second_step(
+        await handler(
+            commands.RedeemLoginCode(login_code=body.login_code, code_verifier=body.code_verifier, client=client)
+        )
     )
-    if isinstance(result, FurtherStepRequired):
-        raise MfaRequired(mfa_token=result.token, methods=result.methods, expires_in=result.expires_in)
-    return token_pair_out(result.tokens)
 
 
 @identities.get(
