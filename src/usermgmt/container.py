@@ -50,6 +50,7 @@ from usermgmt.application.handlers.federation import (
     FederationPolicy,
     FinishProviderSignInHandler,
     ListIdentitiesHandler,
+    ListProvidersHandler,
     Providers,
     RedeemLoginCodeHandler,
     StartIdentityLinkHandler,
@@ -528,6 +529,7 @@ class Container(containers.DeclarativeContainer):
     )
     start_identity_link = providers.Factory(StartIdentityLinkHandler, uow=uow, providers=providers_, guard=guard)
     list_identities = providers.Factory(ListIdentitiesHandler, uow=uow)
+    list_providers = providers.Factory(ListProvidersHandler, providers=providers_)
     unlink_identity = providers.Factory(UnlinkIdentityHandler, uow=uow, clock=clock, guard=guard, postman=postman)
 
     # Privacy and integration: export, restore, token introspection, the maintenance task.

@@ -71,6 +71,7 @@ OPERATION_IDS = {
     ("post", "/api/v1/users/me/export"): "users_me_export_with_password",
     ("post", "/api/v1/auth/account/restore"): "auth_account_restore",
     ("post", "/api/v1/oauth/introspect"): "oauth_introspect",
+    ("get", "/api/v1/auth/oauth/providers"): "auth_oauth_providers",
     ("get", "/api/v1/auth/oauth/{provider}/authorize"): "auth_oauth_authorize",
     ("get", "/api/v1/auth/oauth/{provider}/callback"): "auth_oauth_callback",
     ("post", "/api/v1/auth/oauth/token"): "auth_oauth_token",

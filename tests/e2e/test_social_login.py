@@ -29,7 +29,7 @@ from fastapi import FastAPI
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.e2e.conftest import PASSWORD, Account, Signup, client_for, make_container, make_settings
+from tests.e2e.conftest import PASSWORD, Account, Signup, client_for, make_container, make_settings, running
 from tests.e2e.test_auth_flow import LOGIN, ME, assert_problem
 from tests.support.facebook import FakeFacebook, fake_facebook
 from tests.support.oidc_provider import OidcClient, OpenIdProvider, node_available, openid_provider
@@ -590,3 +590,19 @@ async def test_a_passwordless_account_re_authenticates_by_its_recent_sign_in_eve
     account = await signup("has.password@example.com")  # an account with a password still has to send it
     for path, body in [("/api/v1/users/me/mfa/totp", {}), ("/api/v1/users/me/email", {"new_email": "x@example.com"})]:
         assert_problem(await client.post(path, json=body, headers=account.auth), 422, "validation_error")
+
+
+async def test_the_configured_providers_are_listed_by_name_for_the_sign_in_page(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/v1/auth/oauth/providers")
+    assert response.status_code == 200
+    assert response.json() == {"providers": ["google", "facebook", "acme"]}
+
+
+async def test_no_provider_configured_lists_none(
+    database_url: str, tmp_path: Path, keys_dir: Path, clean_database: AsyncEngine
+) -> None:
+    plain = make_settings(database_url, tmp_path, signing_keys_dir=keys_dir)
+    async with running(make_container(plain)) as http:
+        response = await http.get("/api/v1/auth/oauth/providers")
+    assert response.status_code == 200
+    assert response.json() == {"providers": []}

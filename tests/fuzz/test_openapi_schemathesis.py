@@ -118,6 +118,7 @@ OPERATIONS = [
     ("POST", "/api/v1/users/me/export"),
     ("POST", "/api/v1/auth/account/restore"),
     ("POST", "/api/v1/oauth/introspect"),
+    ("GET", "/api/v1/auth/oauth/providers"),
     ("GET", "/api/v1/auth/oauth/{provider}/authorize"),
     ("GET", "/api/v1/auth/oauth/{provider}/callback"),
     ("POST", "/api/v1/auth/oauth/token"),

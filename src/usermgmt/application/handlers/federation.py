@@ -229,6 +229,19 @@ class StartProviderSignInHandler:
             return AuthorizationStarted(url=with_query(cmd.redirect_uri, error=error.code), browser=None)
 
 
+class ListProvidersHandler:
+    """The names of the configured providers, in configuration order: what a sign-in page offers as "Continue with
+    ..." buttons. Names only: a provider's issuer, client id and endpoints stay the service's business."""
+
+    raises: ClassVar[tuple[type[DomainError], ...]] = ()
+
+    def __init__(self, providers: Providers) -> None:
+        self._providers = providers
+
+    def __call__(self) -> tuple[str, ...]:
+        return self._providers.names
+
+
 class StartIdentityLinkHandler:
     """Linking from settings: the signed-in user gets the provider's URL to send their browser to; the trip is bound
     to them (the request comes from their frontend's server, which cannot set the browser's cookie)."""

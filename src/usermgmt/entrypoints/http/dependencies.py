@@ -22,6 +22,7 @@ from usermgmt.application.handlers.email_address import (
 from usermgmt.application.handlers.federation import (
     FinishProviderSignInHandler,
     ListIdentitiesHandler,
+    ListProvidersHandler,
     RedeemLoginCodeHandler,
     StartIdentityLinkHandler,
     StartProviderSignInHandler,
@@ -92,6 +93,7 @@ FinishProviderSignIn = Annotated[FinishProviderSignInHandler, provided("finish_p
 RedeemLoginCode = Annotated[RedeemLoginCodeHandler, provided("redeem_login_code")]
 StartIdentityLink = Annotated[StartIdentityLinkHandler, provided("start_identity_link")]
 ListIdentities = Annotated[ListIdentitiesHandler, provided("list_identities")]
+ListProviders = Annotated[ListProvidersHandler, provided("list_providers")]
 UnlinkIdentity = Annotated[UnlinkIdentityHandler, provided("unlink_identity")]
 
 

@@ -450,6 +450,12 @@ class IdentityLinkIn(RequestModel):
     code_challenge_method: Literal["S256"] = "S256"
 
 
+class ProvidersOut(BaseModel):
+    providers: list[str] = Field(
+        description="The configured identity providers, by name (`google`, `facebook`, an OIDC provider's `name`)."
+    )
+
+
 class AuthorizationUrlOut(BaseModel):
     authorization_url: str = Field(description="Send the browser there (the provider's sign-in page).")
 

@@ -15,6 +15,7 @@ from usermgmt.application.handlers.federation import (
     STATE_TTL,
     FinishProviderSignInHandler,
     ListIdentitiesHandler,
+    ListProvidersHandler,
     RedeemLoginCodeHandler,
     StartIdentityLinkHandler,
     StartProviderSignInHandler,
@@ -30,6 +31,7 @@ from usermgmt.entrypoints.http.schemas import (
     IdentityLinkIn,
     IdentityOut,
     LoginCodeIn,
+    ProvidersOut,
     TokenPairOut,
 )
 
@@ -46,6 +48,18 @@ Text = Annotated[str, Query(max_length=2048)]
 
 def _redirect(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=status.HTTP_302_FOUND, headers=NO_STORE)
+
+
+@router.get(
+    "/providers",
+    operation_id="auth_oauth_providers",
+    response_model=ProvidersOut,
+    responses=problem_responses(ListProvidersHandler),
+)
+async def list_providers(handler: deps.ListProviders) -> ProvidersOut:
+    """The identity providers this service is configured for: the "Continue with ..." buttons a sign-in page shows.
+    Empty when none is."""
+    return ProvidersOut(providers=list(handler()))
 
 
 @router.get(

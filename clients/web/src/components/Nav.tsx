@@ -1,0 +1,44 @@
+"use client";
+
+import Link from "next/link";
+import { useRouter } from "next/navigation";
+import { bff } from "@/lib/api";
+import { useSession } from "./SessionProvider";
+
+export function Nav() {
+  const { session, reload } = useSession();
+  const router = useRouter();
+  async function signOut() {
+    await bff("/session", "DELETE");
+    await reload();
+    router.push("/login?signed_out=1");
+  }
+  return (
+    <header className="topbar">
+      <Link href="/" className="brand">
+        usermgmt
+      </Link>
+      <nav aria-label="Main">
+        {session.signedIn ? (
+          <ul>
+            <li><Link href="/profile">Profile</Link></li>
+            <li><Link href="/security">Security</Link></li>
+            <li><Link href="/sessions">Sessions</Link></li>
+            <li><Link href="/history">History</Link></li>
+            {session.roles.length > 0 ? <li><Link href="/admin/users">Users</Link></li> : null}
+            <li>
+              <button type="button" className="link" onClick={signOut}>
+                Sign out
+              </button>
+            </li>
+          </ul>
+        ) : session.loaded ? (
+          <ul>
+            <li><Link href="/login">Sign in</Link></li>
+            <li><Link href="/register">Create account</Link></li>
+          </ul>
+        ) : null}
+      </nav>
+    </header>
+  );
+}
