@@ -10,8 +10,10 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 1
 PYTEST_ARGS ?=
+WEB_DIR := clients/web
+WEB_PORT ?= 3000
 
-.PHONY: promtool haproxy oidc-provider bench help install run migrate serve lint fmt typecheck contracts security test test-unit test-integration test-e2e test-fuzz revision clean
+.PHONY: promtool haproxy oidc-provider chromium web web-install web-build test-web bench help install run migrate serve lint fmt typecheck contracts security test test-unit test-integration test-e2e test-fuzz revision clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -31,6 +33,14 @@ $(CURDIR)/.tools/bin/uv:
 	@touch $@
 
 install: .venv/.synced ## install the locked dependencies, dev tools included, into .venv
+
+web: .venv/.synced-runtime web-build ## the API (as make run) and the sample client together: open http://$(HOST):$(WEB_PORT)
+	$(VENV)/usermgmt migrate
+	@USERMGMT_FRONTEND_URL=$${USERMGMT_FRONTEND_URL:-http://$(HOST):$(WEB_PORT)} \
+	  $(VENV)/usermgmt serve --host $(HOST) --port $(PORT) --workers $(WORKERS) & api=$$!; \
+	  trap 'kill $$api 2>/dev/null; wait $$api' EXIT INT TERM; \
+	  echo "usermgmt: the client on http://$(HOST):$(WEB_PORT), the API on http://$(HOST):$(PORT)"; \
+	  cd $(WEB_DIR) && USERMGMT_API_URL=http://$(HOST):$(PORT) NEXT_TELEMETRY_DISABLED=1 npx next start -H $(HOST) -p $(WEB_PORT)
 
 run: .venv/.synced-runtime ## migrate and serve on http://$(HOST):$(PORT) (SQLite in ./var unless USERMGMT_DATABASE_URL is set)
 	$(VENV)/usermgmt migrate
@@ -85,8 +95,27 @@ oidc-provider:
 	  [ $(OIDC_DIR)/node_modules/.package-lock.json -nt $(OIDC_DIR)/package-lock.json ] \
 	  || { cd $(OIDC_DIR) && npm ci --no-audit --no-fund && touch node_modules/.package-lock.json; }
 
-test: lint typecheck contracts security promtool haproxy oidc-provider ## everything: lint, types, contracts, bandit, then all tests with coverage
+# Debian's Chromium, which the client's Playwright tests drive (Playwright's own browser downloads are not used).
+chromium:
+	@[ -x /usr/bin/chromium ] || apt-get install -y -qq chromium >/dev/null 2>&1 \
+	  || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+
+# The client's locked npm packages (clients/web), installed again when package-lock.json is newer than the tree.
+$(WEB_DIR)/node_modules/.package-lock.json: $(WEB_DIR)/package-lock.json
+	cd $(WEB_DIR) && npm ci --no-audit --no-fund
+	@touch $@
+
+web-install: $(WEB_DIR)/node_modules/.package-lock.json ## the client's npm packages (npm ci)
+
+web-build: web-install ## type-check and build the client (next build)
+	cd $(WEB_DIR) && NEXT_TELEMETRY_DISABLED=1 npx next build
+
+test-web: install web-build chromium ## the client in a real browser: Playwright drives Debian's chromium against a real API on PostgreSQL
+	cd $(WEB_DIR) && NEXT_TELEMETRY_DISABLED=1 npx playwright test
+
+test: lint typecheck contracts security promtool haproxy oidc-provider ## everything: lint, types, contracts, bandit, then all tests with coverage, then the client's browser tests
 	PATH="$$PATH:$(PROMTOOL_DIR)/usr/bin" $(VENV)/pytest --cov --cov-report=term $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory test-web
 
 test-unit: install ## domain and application tests with fakes; no database
 	$(VENV)/pytest tests/unit $(PYTEST_ARGS)
