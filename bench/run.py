@@ -36,6 +36,7 @@ from typing import Any
 import asyncpg
 import httpx
 
+import mixed
 import scale_out
 import users_5000
 
@@ -487,6 +488,13 @@ def main() -> int:
                             env=lua_env)  # fmt: skip
                 rows.append(wrk_row(f"login {tag}", connections, login,
                                     f"{login['rps'] / hash_ceiling:.0%} of limit-hash"))  # fmt: skip
+            # Issue 14: /me @50 and login @16 together, each against its solo rate of this repeat (bench/mixed.py).
+            rows += mixed.run(
+                service.base, emails[FIRST_LOGIN_USER:], PASSWORD, seconds=args.seconds, tag=tag, solo_me_rps=solo_me,
+                me=lambda seconds: wrk(service.base, "/", connections=50, seconds=seconds, script="me.lua",
+                                       env=lua_env),
+                wrk_row=wrk_row, row=Row, percentile=percentile,
+            )  # fmt: skip
             if args.quick:
                 continue
 

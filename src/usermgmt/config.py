@@ -204,6 +204,20 @@ class PasswordSettings(Section):
         validation_alias="hash_workers",
         description="Password-hashing threads per process (default: the cores; they run at a lower priority).",
     )
+    hash_thread_niceness: int = Field(
+        2,
+        ge=0,
+        le=19,
+        validation_alias="hash_thread_niceness",
+        description="How much lower the hashing threads' CPU priority is than the event loop's (Linux nice).",
+    )
+    hash_max_wait: float = Field(
+        0.3,
+        ge=0,
+        le=60,
+        validation_alias="hash_max_wait",
+        description="Seconds a sign-in may wait for a hashing thread before it is shed with 503 (0: never shed).",
+    )
     pwned_enabled: bool = Field(
         False,
         validation_alias="pwned_passwords_enabled",

@@ -296,6 +296,8 @@ class Container(containers.DeclarativeContainer):
         rounds=settings.provided.passwords.bcrypt_rounds,
         workers=settings.provided.passwords.hash_workers,
         metrics=metrics,
+        niceness=settings.provided.passwords.hash_thread_niceness,
+        max_wait=settings.provided.passwords.hash_max_wait,
     )
     access_tokens = providers.Singleton(
         JoseAccessTokenService,

@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.e2e.conftest import PASSWORD, Signup
+from usermgmt.application.errors import ServiceBusy
+from usermgmt.container import Container
 
 REGISTER = "/api/v1/auth/register"
 LOGIN = "/api/v1/auth/login"
@@ -304,3 +307,22 @@ async def test_deactivated_user_can_neither_use_tokens_nor_log_in(
     assert_problem(login, 403, "account_disabled")
     wrong = await client.post(LOGIN, json={"login": account.email, "password": "not the password"})
     assert_problem(wrong, 401, "invalid_credentials")  # no hint that the account exists without the password
+
+
+async def test_a_login_shed_under_load_is_a_503_with_retry_after_and_spends_nothing(
+    client: httpx.AsyncClient, signup: Signup, container: Container, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    account = await signup()
+    hasher = container.hasher()
+
+    def saturated() -> None:
+        raise ServiceBusy(retry_after=1.2)
+
+    monkeypatch.setattr(hasher, "admit", saturated)
+    shed = await client.post(LOGIN, json={"login": account.email, "password": account.password})
+    body = assert_problem(shed, 503, "service_busy")
+    assert shed.headers["retry-after"] == "2"
+    assert "2 seconds" in str(body["detail"])
+
+    monkeypatch.undo()
+    assert (await client.post(LOGIN, json={"login": account.email, "password": account.password})).status_code == 200

@@ -104,7 +104,7 @@ EXPECTED_CODES = {
         "422": ["validation_error"],
         "429": ["rate_limited"],
         "500": ["internal_error"],
-        "503": ["service_unavailable"],
+        "503": ["service_busy", "service_unavailable"],
     },
     ("post", "/api/v1/auth/password/forgot"): {
         "400": BODY_400,

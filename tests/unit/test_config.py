@@ -84,6 +84,8 @@ CASES: list[tuple[str, str, Read, Any]] = [
     ("BCRYPT_ROUNDS", "12", lambda s: s.passwords.bcrypt_rounds, 12),
     ("PASSWORD_MIN_LENGTH", "12", lambda s: s.passwords.min_length, 12),
     ("HASH_WORKERS", "3", lambda s: s.passwords.hash_workers, 3),
+    ("HASH_THREAD_NICENESS", "10", lambda s: s.passwords.hash_thread_niceness, 10),
+    ("HASH_MAX_WAIT", "1.5", lambda s: s.passwords.hash_max_wait, 1.5),
     ("PWNED_PASSWORDS_ENABLED", "true", lambda s: s.passwords.pwned_enabled, True),
     ("PWNED_PASSWORDS_URL", "http://hibp.internal", lambda s: s.passwords.pwned_url, "http://hibp.internal"),
     ("PWNED_PASSWORDS_TIMEOUT", "0.5", lambda s: s.passwords.pwned_timeout, 0.5),

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import TypeVar
@@ -13,6 +15,7 @@ from passlib.context import CryptContext
 
 from usermgmt.adapters.metrics import Metrics
 from usermgmt.adapters.tracing import span
+from usermgmt.application.errors import ServiceBusy
 from usermgmt.domain.value_objects import PasswordHash, PlainPassword
 
 T = TypeVar("T")
@@ -21,18 +24,23 @@ MIN_ROUNDS = 4
 BCRYPT_MAX_BYTES = 72  # bcrypt's own floor; production settings refuse anything under 10
 
 
-HASH_THREAD_NICENESS = 10
+HASH_THREAD_NICENESS = 2  # the default of USERMGMT_HASH_THREAD_NICENESS: docs/performance.md, issue 14
+_SMOOTHING = 0.2  # weight of the newest hash in the running mean of hash times
 
 
-def _lower_thread_priority() -> None:
+def _lower_thread_priority(niceness: int) -> Callable[[], None]:
     """Run hashing threads at a lower CPU priority than the event loop (Linux: niceness is per thread).
 
-    Under a login storm the cores are busy hashing; at equal priority the event loop gets a fraction of a core
-    and every other request waits behind bcrypt. At nice 10 the loop preempts the hashes, so reads stay fast
-    and logins take the remaining CPU.
+    At equal priority, a login storm takes the cores from the event loop and every other request waits behind
+    bcrypt; at a high niceness (10) the loop preempts the hashes so completely that logins starve whenever reads
+    fill the CPU. docs/performance.md has the measurements behind the default.
     """
-    with contextlib.suppress(OSError, AttributeError):
-        os.setpriority(os.PRIO_PROCESS, 0, min(19, os.getpriority(os.PRIO_PROCESS, 0) + HASH_THREAD_NICENESS))
+
+    def lower() -> None:
+        with contextlib.suppress(OSError, AttributeError):
+            os.setpriority(os.PRIO_PROCESS, 0, min(19, os.getpriority(os.PRIO_PROCESS, 0) + niceness))
+
+    return lower
 
 
 class PasslibPasswordHasher:
@@ -40,9 +48,21 @@ class PasslibPasswordHasher:
 
     Hashing is deliberately slow and releases the GIL, so it runs in a pool of ``workers`` threads (one per core):
     the event loop never waits on it, and a storm of logins queues there instead of starving other requests.
+
+    Load shedding (``admit``): with ``max_wait`` seconds set, a sign-in that would wait longer than that for a
+    thread is refused at once (ServiceBusy, 503 with Retry-After). The wait is estimated from the hashes in flight
+    and the running mean of the last hashes' times, which includes the CPU the threads are getting right now.
     """
 
-    def __init__(self, *, rounds: int, workers: int, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        rounds: int,
+        workers: int,
+        metrics: Metrics | None = None,
+        niceness: int = HASH_THREAD_NICENESS,
+        max_wait: float = 0.0,
+    ) -> None:
         if rounds < MIN_ROUNDS:
             raise ValueError(f"bcrypt rounds must be at least {MIN_ROUNDS}")
         self._context = CryptContext(
@@ -51,10 +71,25 @@ class PasslibPasswordHasher:
             bcrypt_sha256__rounds=rounds,
         )
         self._executor = ThreadPoolExecutor(
-            max_workers=workers, thread_name_prefix="password-hash", initializer=_lower_thread_priority
+            max_workers=workers, thread_name_prefix="password-hash", initializer=_lower_thread_priority(niceness)
         )
-        self._metrics = metrics
+        self._workers, self._max_wait = workers, max_wait
+        self._in_flight = 0  # hashes submitted and not finished; changed on the event loop only
+        started = time.perf_counter()
         self._dummy = PasswordHash(self._context.hash("usermgmt dummy password, never anyone's"))
+        self._mean = time.perf_counter() - started  # seconds per hash, a running mean; this first one unloaded
+        self._metrics = metrics
+
+    def admit(self) -> None:
+        """Raises ServiceBusy when a hash submitted now would wait over ``max_wait`` for a thread."""
+        # With every thread busy, a new hash starts once this many of the hashes in flight have finished, and
+        # the threads finish one every mean / workers seconds on average.
+        finishing = self._in_flight - self._workers + 1
+        if self._max_wait <= 0 or finishing <= 0:
+            return
+        wait = finishing * self._mean / self._workers
+        if wait > self._max_wait:
+            raise ServiceBusy(retry_after=wait)
 
     @property
     def dummy_hash(self) -> PasswordHash:
@@ -89,13 +124,26 @@ class PasslibPasswordHasher:
 
     async def _run(self, call: partial[T], operation: str) -> T:
         loop = asyncio.get_running_loop()
-        if self._metrics is None:
-            return await loop.run_in_executor(self._executor, call)
-        timing = self._metrics.hashing(operation)
+        timed = partial(self._timed, call)
+        self._in_flight += 1
         try:
-            return await loop.run_in_executor(self._executor, partial(timing.run, call))
+            if self._metrics is None:
+                return await loop.run_in_executor(self._executor, timed)
+            timing = self._metrics.hashing(operation)
+            try:
+                return await loop.run_in_executor(self._executor, partial(timing.run, timed))
+            finally:
+                timing.abandon()
         finally:
-            timing.abandon()
+            self._in_flight -= 1
+
+    def _timed(self, call: Callable[[], T]) -> T:
+        """On the hashing thread: ``call``, its time folded into the running mean (a float store: atomic)."""
+        started = time.perf_counter()
+        try:
+            return call()
+        finally:
+            self._mean += _SMOOTHING * (time.perf_counter() - started - self._mean)
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -19,6 +19,7 @@ from usermgmt.application.errors import (
     IdentityInUse,
     InvalidAccessToken,
     RoleExists,
+    ServiceBusy,
     UsernameTaken,
 )
 from usermgmt.application.ports import (
@@ -1119,6 +1120,11 @@ class FakePasswordHasher:
     def __init__(self, scheme: str = "fake2") -> None:
         self.scheme = scheme
         self.verifications = 0
+        self.busy_for: float | None = None  # set: ``admit`` sheds, as a saturated pool would, for this long
+
+    def admit(self) -> None:
+        if self.busy_for is not None:
+            raise ServiceBusy(retry_after=self.busy_for)
 
     @property
     def dummy_hash(self) -> PasswordHash:

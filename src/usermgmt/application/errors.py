@@ -52,6 +52,19 @@ class ServiceUnavailable(DomainError):
     default_detail = "A backing service is unavailable; try again shortly."
 
 
+class ServiceBusy(DomainError):
+    """Load shedding: the password checks already queued would make this one wait longer than the service allows
+    (``USERMGMT_HASH_MAX_WAIT``). Answered at once, before any other work, so that the hashes the service did take
+    finish in time and a client told to come back later does not queue behind them."""
+
+    code = "service_busy"
+    default_detail = "Too many sign-ins are being checked right now; try again shortly."
+
+    def __init__(self, *, retry_after: float) -> None:
+        self.retry_after = max(1, math.ceil(retry_after))
+        super().__init__(f"Too many sign-ins are being checked right now; try again in {self.retry_after} seconds.")
+
+
 class InvalidEmailToken(DomainError):
     """One answer for every token that does not work: unknown, expired, used, or of another purpose."""
 

@@ -668,6 +668,10 @@ class PasswordHasher(Protocol):
 
     async def hash(self, password: PlainPassword) -> PasswordHash: ...
 
+    def admit(self) -> None:
+        """Raises ServiceBusy when the hashes already waiting would delay one more beyond the configured wait: a
+        sign-in asks before any other work, so a shed attempt costs neither a hash nor a rate-limit slot."""
+
     async def verify_and_update(
         self, password: PlainPassword, password_hash: PasswordHash
     ) -> tuple[bool, PasswordHash | None]:

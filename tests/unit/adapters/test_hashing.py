@@ -211,3 +211,51 @@ async def test_hashing_threads_run_at_a_lower_priority_than_the_event_loop() -> 
         hasher.close()
     assert os.getpriority(os.PRIO_PROCESS, 0) == loop_priority  # the loop's own thread is untouched
     assert thread_priority == min(19, loop_priority + HASH_THREAD_NICENESS)
+
+
+async def test_the_hashing_threads_niceness_is_a_setting() -> None:
+    import os
+
+    hasher = PasslibPasswordHasher(rounds=4, workers=1, niceness=7)
+    try:
+        loop_priority = os.getpriority(os.PRIO_PROCESS, 0)
+        thread_priority = await asyncio.get_running_loop().run_in_executor(
+            hasher._executor, lambda: os.getpriority(os.PRIO_PROCESS, 0)
+        )
+    finally:
+        hasher.close()
+    assert thread_priority == min(19, loop_priority + 7)
+
+
+async def test_a_sign_in_that_would_wait_too_long_for_a_thread_is_shed_at_once() -> None:
+    """Cost 12 (tens of milliseconds a hash), at most 1 ms of wait allowed: with a thread free a hash is admitted;
+    with every thread busy a new one would wait about a hash's time, and is shed; drained, admitted again."""
+    from usermgmt.application.errors import ServiceBusy
+
+    hasher = PasslibPasswordHasher(rounds=12, workers=2, max_wait=0.001)
+    try:
+        hasher.admit()  # idle
+        first = asyncio.ensure_future(hasher.hash(PASSWORD))
+        await asyncio.sleep(0)
+        hasher.admit()  # one of two threads busy: no wait
+        second = asyncio.ensure_future(hasher.hash(PASSWORD))
+        await asyncio.sleep(0)
+        with pytest.raises(ServiceBusy) as shed:
+            hasher.admit()
+        assert shed.value.code == "service_busy"
+        assert shed.value.retry_after >= 1
+        await asyncio.gather(first, second)
+        hasher.admit()
+    finally:
+        hasher.close()
+
+
+async def test_without_a_wait_limit_nothing_is_shed() -> None:
+    hasher = PasslibPasswordHasher(rounds=12, workers=1)
+    try:
+        pending = [asyncio.ensure_future(hasher.hash(PASSWORD)) for _ in range(3)]
+        await asyncio.sleep(0)
+        hasher.admit()
+        await asyncio.gather(*pending)
+    finally:
+        hasher.close()

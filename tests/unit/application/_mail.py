@@ -77,6 +77,9 @@ class CountingHasher:
         self.hashes += 1
         return await self._inner.hash(password)  # type: ignore[no-any-return]
 
+    def admit(self) -> None:
+        self._inner.admit()
+
     async def verify_and_update(
         self, password: PlainPassword, password_hash: PasswordHash
     ) -> tuple[bool, PasswordHash | None]:

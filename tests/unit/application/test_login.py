@@ -474,3 +474,24 @@ async def test_with_the_store_up_the_recorded_failures_are_not_read(
     assert not throttle.degraded()
     await fail(login, 2)
     assert (await login(login_cmd())).session_id
+
+
+async def test_a_login_shed_under_load_spends_no_attempt_and_records_nothing(
+    uow: RecordingUnitOfWork, clock: FrozenClock, alice: User
+) -> None:
+    from usermgmt.application.errors import ServiceBusy
+
+    hasher = FakePasswordHasher()
+    policy = RateLimitPolicy(rates={RateRule.LOGIN_PER_IP: Rate(1, timedelta(minutes=1))})
+    login = make_login(uow, hasher, clock, policy)
+    hasher.busy_for = 0.4
+    events_before = len(uow.recorded)
+
+    with pytest.raises(ServiceBusy) as shed:
+        await login(login_cmd())
+
+    assert shed.value.retry_after == 1
+    assert hasher.verifications == 0
+    assert len(uow.recorded) == events_before
+    hasher.busy_for = None
+    assert (await login(login_cmd())).access_token  # the one attempt a minute was not spent by the shed one

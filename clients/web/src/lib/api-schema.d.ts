@@ -4252,7 +4252,7 @@ export interface operations {
                 content: {
                     "application/problem+json": components["schemas"]["Problem"] & {
                         /** @enum {string} */
-                        code: "service_unavailable";
+                        code: "service_busy" | "service_unavailable";
                     };
                 };
             };

@@ -6,7 +6,7 @@ from typing import ClassVar, NoReturn
 from usermgmt.application import commands
 from usermgmt.application.abuse import Guard, RateRule
 from usermgmt.application.audit import security_event, sign_in_duration
-from usermgmt.application.errors import InvalidCredentials, RateLimited, ServiceUnavailable
+from usermgmt.application.errors import InvalidCredentials, RateLimited, ServiceBusy, ServiceUnavailable
 from usermgmt.application.handlers._shared import login_key, parse_login
 from usermgmt.application.handlers.session_issuer import SessionIssuer
 from usermgmt.application.ports import Clock, PasswordCheck, PasswordHasher, ProvenFactor, UnitOfWork
@@ -32,6 +32,7 @@ class LoginHandler:
     raises: ClassVar[tuple[type[DomainError], ...]] = (
         RateLimited,
         InvalidCredentials,
+        ServiceBusy,
         ServiceUnavailable,
         *SessionIssuer.raises,
     )
@@ -42,10 +43,13 @@ class LoginHandler:
         self._uow, self._hasher, self._issuer, self._clock, self._guard = uow, hasher, issuer, clock, guard
 
     async def __call__(self, cmd: commands.Login) -> SignInResult:
-        """Raises: RateLimited, InvalidCredentials, UserInactive."""
+        """Raises: RateLimited, InvalidCredentials, ServiceBusy, UserInactive."""
         # The duration_ms of the outcome's event: this use case's time, throttles included.
         started = time.perf_counter()
         client = cmd.client
+        # Shed first: the answer cannot depend on the account, and a client told to come back later has spent no
+        # attempt of any limit.
+        self._hasher.admit()
         await self._guard.hit_per_client(RateRule.LOGIN_PER_IP, client)
         password = PlainPassword(cmd.password)
         login = parse_login(cmd.login)

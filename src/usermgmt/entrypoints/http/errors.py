@@ -45,6 +45,7 @@ from usermgmt.application.errors import (
     RecentSignInRequired,
     RoleExists,
     RoleNotFound,
+    ServiceBusy,
     ServiceUnavailable,
     SessionNotFound,
     UnknownProvider,
@@ -94,6 +95,7 @@ ERROR_STATUS: Final[Mapping[type[DomainError], int]] = {
     SessionNotFound: 404,
     RateLimited: 429,
     ServiceUnavailable: 503,
+    ServiceBusy: 503,
     InvalidEmailToken: 400,
     SameEmail: 422,
     EmailAlreadyVerified: 409,
@@ -204,7 +206,9 @@ async def handle_domain_error(request: Request, error: Exception) -> JSONRespons
         headers["RateLimit-Limit"] = str(error.limit)
         headers["RateLimit-Remaining"] = "0"
         headers["RateLimit-Reset"] = str(error.retry_after)
-    if status == 503:
+    if isinstance(error, ServiceBusy):  # load shedding: expected under a storm, counted by the metrics, not logged
+        headers["Retry-After"] = str(error.retry_after)
+    elif status == 503:
         headers["Retry-After"] = "5"
         logger.warning("service unavailable: %r", error.__cause__)
     if isinstance(error, MfaRequired):
