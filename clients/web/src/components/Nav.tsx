@@ -1,17 +1,15 @@
 "use client";
 
 import Link from "next/link";
-import { useRouter } from "next/navigation";
 import { bff } from "@/lib/api";
 import { useSession } from "./SessionProvider";
 
 export function Nav() {
-  const { session, reload } = useSession();
-  const router = useRouter();
+  const { session } = useSession();
   async function signOut() {
     await bff("/session", "DELETE");
-    await reload();
-    router.push("/login?signed_out=1");
+    // A full load: nothing of the signed-in pages' state survives, and no page's own redirect can race this one.
+    window.location.assign("/login?signed_out=1");
   }
   return (
     <header className="topbar">

@@ -28,11 +28,6 @@ function Profile() {
     if (session.signedIn) void load();
   }, [session.signedIn, load]);
 
-  useEffect(() => {
-    const linked = query.get("linked");
-    if (linked) setNews(`Your ${linked} account is linked: you can sign in with it.`);
-  }, [query]);
-
   async function save(event: FormEvent<HTMLFormElement>) {
     event.preventDefault();
     const form = new FormData(event.currentTarget);

@@ -15,7 +15,7 @@ export async function GET(request: NextRequest): Promise<Response> {
   if (error) {
     response = goTo(`/login?error=${encodeURIComponent(error)}`);
   } else if (linked) {
-    response = goTo(`/profile?linked=${encodeURIComponent(linked)}`);
+    response = goTo(`/security?linked=${encodeURIComponent(linked)}`);
   } else if (loginCode && verifier) {
     const upstream = await callApi(request, "POST", "/api/v1/auth/oauth/token", {
       body: JSON.stringify({ login_code: loginCode, code_verifier: verifier }),

@@ -1,0 +1,19 @@
+import { asProblem, type Problem } from "@/lib/api";
+
+type Answer<D> = { data?: D; error?: unknown; response: Response };
+
+export type Outcome<D> = { ok: boolean; data: D | undefined; problem: Problem | null; response: Response | null };
+
+/**
+ * An `api.GET/POST/...` call as one shape: the data, or the problem (the API's problem+json, or one made up for a
+ * non-JSON answer); a network failure, where openapi-fetch throws, becomes the `network_error` problem.
+ */
+export async function attempt<D>(call: Promise<Answer<D>>): Promise<Outcome<D>> {
+  try {
+    const { data, error, response } = await call;
+    if (response.ok) return { ok: true, data, problem: null, response };
+    return { ok: false, data: undefined, problem: asProblem(error, response.status), response };
+  } catch {
+    return { ok: false, data: undefined, problem: asProblem(null), response: null };
+  }
+}
