@@ -212,7 +212,7 @@ class PasswordSettings(Section):
         description="How much lower the hashing threads' CPU priority is than the event loop's (Linux nice).",
     )
     hash_max_wait: float = Field(
-        0.3,
+        0.05,
         ge=0,
         le=60,
         validation_alias="hash_max_wait",

@@ -318,7 +318,7 @@ async def test_a_login_shed_under_load_is_a_503_with_retry_after_and_spends_noth
     def saturated() -> None:
         raise ServiceBusy(retry_after=1.2)
 
-    monkeypatch.setattr(hasher, "admit", saturated)
+    monkeypatch.setattr(hasher, "admission", saturated)
     shed = await client.post(LOGIN, json={"login": account.email, "password": account.password})
     body = assert_problem(shed, 503, "service_busy")
     assert shed.headers["retry-after"] == "2"

@@ -6,8 +6,9 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextvars import ContextVar
 from functools import partial
 from typing import TypeVar
 
@@ -26,6 +27,8 @@ BCRYPT_MAX_BYTES = 72  # bcrypt's own floor; production settings refuse anything
 
 HASH_THREAD_NICENESS = 2  # the default of USERMGMT_HASH_THREAD_NICENESS: docs/performance.md, issue 14
 _SMOOTHING = 0.2  # weight of the newest hash in the running mean of hash times
+# Set inside an admission: that task's hashes are already counted by it.
+_ADMITTED: ContextVar[bool] = ContextVar("usermgmt_hash_admitted", default=False)
 
 
 def _lower_thread_priority(niceness: int) -> Callable[[], None]:
@@ -49,9 +52,10 @@ class PasslibPasswordHasher:
     Hashing is deliberately slow and releases the GIL, so it runs in a pool of ``workers`` threads (one per core):
     the event loop never waits on it, and a storm of logins queues there instead of starving other requests.
 
-    Load shedding (``admit``): with ``max_wait`` seconds set, a sign-in that would wait longer than that for a
-    thread is refused at once (ServiceBusy, 503 with Retry-After). The wait is estimated from the hashes in flight
-    and the running mean of the last hashes' times, which includes the CPU the threads are getting right now.
+    Load shedding (``admission``): with ``max_wait`` seconds set, a sign-in that would wait longer than that for a
+    thread is refused at once (ServiceBusy, 503 with Retry-After). The wait is estimated from the sign-ins and other
+    hashes in flight and the running mean of the last hashes' times, which includes the CPU the threads are getting
+    right now.
     """
 
     def __init__(
@@ -74,22 +78,33 @@ class PasslibPasswordHasher:
             max_workers=workers, thread_name_prefix="password-hash", initializer=_lower_thread_priority(niceness)
         )
         self._workers, self._max_wait = workers, max_wait
-        self._in_flight = 0  # hashes submitted and not finished; changed on the event loop only
+        # Changed on the event loop only: sign-ins holding a place, and other hashes submitted and not finished.
+        self._admitted = self._in_flight = 0
         started = time.perf_counter()
         self._dummy = PasswordHash(self._context.hash("usermgmt dummy password, never anyone's"))
         self._mean = time.perf_counter() - started  # seconds per hash, a running mean; this first one unloaded
         self._metrics = metrics
 
-    def admit(self) -> None:
-        """Raises ServiceBusy when a hash submitted now would wait over ``max_wait`` for a thread."""
-        # With every thread busy, a new hash starts once this many of the hashes in flight have finished, and
-        # the threads finish one every mean / workers seconds on average.
-        finishing = self._in_flight - self._workers + 1
-        if self._max_wait <= 0 or finishing <= 0:
-            return
-        wait = finishing * self._mean / self._workers
-        if wait > self._max_wait:
-            raise ServiceBusy(retry_after=wait)
+    @contextlib.contextmanager
+    def admission(self) -> Iterator[None]:
+        """Raises ServiceBusy when a hash asked for now would wait over ``max_wait`` for a thread; otherwise the
+        caller holds a place until the block ends. Places are taken here, when the sign-in starts, not when its hash
+        is submitted: sign-ins arriving together (clients coming back after the same Retry-After) would otherwise
+        all pass the check before the first of them reached the pool."""
+        # Every thread busy: a new hash starts once this many of those ahead of it have finished, and the threads
+        # finish one every mean / workers seconds on average.
+        finishing = self._admitted + self._in_flight - self._workers + 1
+        if self._max_wait > 0 and finishing > 0:
+            wait = finishing * self._mean / self._workers
+            if wait > self._max_wait:
+                raise ServiceBusy(retry_after=wait)
+        self._admitted += 1
+        token = _ADMITTED.set(True)
+        try:
+            yield
+        finally:
+            _ADMITTED.reset(token)
+            self._admitted -= 1
 
     @property
     def dummy_hash(self) -> PasswordHash:
@@ -125,7 +140,8 @@ class PasslibPasswordHasher:
     async def _run(self, call: partial[T], operation: str) -> T:
         loop = asyncio.get_running_loop()
         timed = partial(self._timed, call)
-        self._in_flight += 1
+        counted = not _ADMITTED.get()  # an admitted sign-in's hash holds its place already
+        self._in_flight += counted
         try:
             if self._metrics is None:
                 return await loop.run_in_executor(self._executor, timed)
@@ -135,7 +151,7 @@ class PasslibPasswordHasher:
             finally:
                 timing.abandon()
         finally:
-            self._in_flight -= 1
+            self._in_flight -= counted
 
     def _timed(self, call: Callable[[], T]) -> T:
         """On the hashing thread: ``call``, its time folded into the running mean (a float store: atomic)."""

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import hashlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import TypeVar
@@ -1122,9 +1123,11 @@ class FakePasswordHasher:
         self.verifications = 0
         self.busy_for: float | None = None  # set: ``admit`` sheds, as a saturated pool would, for this long
 
-    def admit(self) -> None:
+    @contextlib.contextmanager
+    def admission(self) -> Iterator[None]:
         if self.busy_for is not None:
             raise ServiceBusy(retry_after=self.busy_for)
+        yield
 
     @property
     def dummy_hash(self) -> PasswordHash:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import abc
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
@@ -668,9 +669,10 @@ class PasswordHasher(Protocol):
 
     async def hash(self, password: PlainPassword) -> PasswordHash: ...
 
-    def admit(self) -> None:
-        """Raises ServiceBusy when the hashes already waiting would delay one more beyond the configured wait: a
-        sign-in asks before any other work, so a shed attempt costs neither a hash nor a rate-limit slot."""
+    def admission(self) -> AbstractContextManager[None]:
+        """A sign-in's place at the hashing pool, held for the block. Raises ServiceBusy when the sign-ins and hashes
+        already in flight would delay one more beyond the configured wait: a sign-in asks before any other work, so
+        a shed attempt costs neither a hash nor a rate-limit slot."""
 
     async def verify_and_update(
         self, password: PlainPassword, password_hash: PasswordHash

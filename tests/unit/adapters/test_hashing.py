@@ -228,24 +228,40 @@ async def test_the_hashing_threads_niceness_is_a_setting() -> None:
 
 
 async def test_a_sign_in_that_would_wait_too_long_for_a_thread_is_shed_at_once() -> None:
-    """Cost 12 (tens of milliseconds a hash), at most 1 ms of wait allowed: with a thread free a hash is admitted;
-    with every thread busy a new one would wait about a hash's time, and is shed; drained, admitted again."""
+    """Cost 12 (tens of milliseconds a hash), at most 1 ms of wait allowed, two threads: two sign-ins hold the two
+    places (taken when they start, before either submits its hash), so a third would wait about half a hash's time
+    and is shed; once one finishes, the next is admitted."""
     from usermgmt.application.errors import ServiceBusy
 
     hasher = PasslibPasswordHasher(rounds=12, workers=2, max_wait=0.001)
     try:
-        hasher.admit()  # idle
-        first = asyncio.ensure_future(hasher.hash(PASSWORD))
+        with hasher.admission(), hasher.admission():
+            with pytest.raises(ServiceBusy) as shed, hasher.admission():
+                pass
+            assert shed.value.code == "service_busy"
+            assert shed.value.retry_after >= 1
+        with hasher.admission():
+            pass
+    finally:
+        hasher.close()
+
+
+async def test_hashes_outside_sign_ins_count_and_a_sign_ins_own_hash_counts_once() -> None:
+    from usermgmt.application.errors import ServiceBusy
+
+    hasher = PasslibPasswordHasher(rounds=12, workers=2, max_wait=0.001)
+    try:
+        with hasher.admission():  # one sign-in, hashing: its hash is its place, not a second one
+            own = asyncio.ensure_future(hasher.hash(PASSWORD))
+            await asyncio.sleep(0)
+            with hasher.admission():
+                pass
+            await own
+        registrations = [asyncio.ensure_future(hasher.hash(PASSWORD)) for _ in range(2)]
         await asyncio.sleep(0)
-        hasher.admit()  # one of two threads busy: no wait
-        second = asyncio.ensure_future(hasher.hash(PASSWORD))
-        await asyncio.sleep(0)
-        with pytest.raises(ServiceBusy) as shed:
-            hasher.admit()
-        assert shed.value.code == "service_busy"
-        assert shed.value.retry_after >= 1
-        await asyncio.gather(first, second)
-        hasher.admit()
+        with pytest.raises(ServiceBusy), hasher.admission():  # two hashes of other use cases hold both threads
+            pass
+        await asyncio.gather(*registrations)
     finally:
         hasher.close()
 
@@ -255,7 +271,8 @@ async def test_without_a_wait_limit_nothing_is_shed() -> None:
     try:
         pending = [asyncio.ensure_future(hasher.hash(PASSWORD)) for _ in range(3)]
         await asyncio.sleep(0)
-        hasher.admit()
+        with hasher.admission(), hasher.admission():
+            pass
         await asyncio.gather(*pending)
     finally:
         hasher.close()

@@ -77,8 +77,8 @@ class CountingHasher:
         self.hashes += 1
         return await self._inner.hash(password)  # type: ignore[no-any-return]
 
-    def admit(self) -> None:
-        self._inner.admit()
+    def admission(self) -> Any:
+        return self._inner.admission()
 
     async def verify_and_update(
         self, password: PlainPassword, password_hash: PasswordHash

@@ -14,7 +14,7 @@ from usermgmt.application.results import SignedIn, SignInResult
 from usermgmt.domain.errors import DomainError
 from usermgmt.domain.events import EventType
 from usermgmt.domain.model import User
-from usermgmt.domain.value_objects import AuthMethod, Email, PlainPassword
+from usermgmt.domain.value_objects import AuthMethod, Email, PasswordHash, PlainPassword
 
 
 class LoginHandler:
@@ -48,8 +48,24 @@ class LoginHandler:
         started = time.perf_counter()
         client = cmd.client
         # Shed first: the answer cannot depend on the account, and a client told to come back later has spent no
-        # attempt of any limit.
-        self._hasher.admit()
+        # attempt of any limit. The place is held until the password is checked.
+        with self._hasher.admission():
+            user, account, upgraded_hash = await self._check_password(cmd, started)
+        check = PasswordCheck(
+            changed_at=user.password_changed_at, verified_hash=user.password_hash, upgraded_hash=upgraded_hash
+        )
+        factor = ProvenFactor(
+            user_id=user.id, method=AuthMethod.PASSWORD, password=check, throttle_key=account, started=started
+        )
+        result = await self._issuer.sign_in(factor, client)
+        if isinstance(result, SignedIn):  # a second step frees the slot only once it is passed too
+            await self._guard.password_check_passed(account, client)
+        return result
+
+    async def _check_password(self, cmd: commands.Login, started: float) -> tuple[User, str, PasswordHash | None]:
+        """The first factor: (the user, the throttle key of the login, an upgraded hash). Raises: RateLimited,
+        InvalidCredentials."""
+        client = cmd.client
         await self._guard.hit_per_client(RateRule.LOGIN_PER_IP, client)
         password = PlainPassword(cmd.password)
         login = parse_login(cmd.login)
@@ -76,16 +92,7 @@ class LoginHandler:
         matches, upgraded_hash = await self._hasher.verify_and_update(password, user.password_hash)
         if not matches:
             await self._failed(user, client, started, reason="wrong_password")
-        check = PasswordCheck(
-            changed_at=user.password_changed_at, verified_hash=user.password_hash, upgraded_hash=upgraded_hash
-        )
-        factor = ProvenFactor(
-            user_id=user.id, method=AuthMethod.PASSWORD, password=check, throttle_key=account, started=started
-        )
-        result = await self._issuer.sign_in(factor, client)
-        if isinstance(result, SignedIn):  # a second step frees the slot only once it is passed too
-            await self._guard.password_check_passed(account, client)
-        return result
+        return user, account, upgraded_hash
 
     async def _failed(self, user: User | None, client: commands.ClientInfo, started: float, *, reason: str) -> NoReturn:
         async with self._uow:
