@@ -110,7 +110,7 @@ web-install: $(WEB_DIR)/node_modules/.package-lock.json ## the client's npm pack
 web-build: web-install ## type-check and build the client (next build)
 	cd $(WEB_DIR) && NEXT_TELEMETRY_DISABLED=1 npx next build
 
-test-web: install web-build chromium ## the client in a real browser: Playwright drives Debian's chromium against a real API on PostgreSQL
+test-web: install web-build chromium oidc-provider ## the client in a real browser: Playwright drives Debian's chromium against a real API on PostgreSQL
 	cd $(WEB_DIR) && NEXT_TELEMETRY_DISABLED=1 npx playwright test
 
 test: lint typecheck contracts security promtool haproxy oidc-provider ## everything: lint, types, contracts, bandit, then all tests with coverage, then the client's browser tests
