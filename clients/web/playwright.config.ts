@@ -29,10 +29,11 @@ function freePorts(count: number): number[] {
   return execFileSync(process.execPath, ["-e", script], { encoding: "utf8" }).trim().split(" ").map(Number);
 }
 
-if (!process.env.USERMGMT_E2E_API_PORT || !process.env.USERMGMT_E2E_WEB_PORT) {
-  const [api, web] = freePorts(2);
+if (!process.env.USERMGMT_E2E_API_PORT || !process.env.USERMGMT_E2E_WEB_PORT || !process.env.USERMGMT_E2E_OIDC_PORT) {
+  const [api, web, oidc] = freePorts(3);
   process.env.USERMGMT_E2E_API_PORT = String(api);
   process.env.USERMGMT_E2E_WEB_PORT = String(web);
+  process.env.USERMGMT_E2E_OIDC_PORT = String(oidc); // the test OpenID Provider that plays Google
 }
 const baseURL = `http://127.0.0.1:${process.env.USERMGMT_E2E_WEB_PORT}`;
 

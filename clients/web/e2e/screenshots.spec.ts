@@ -21,6 +21,7 @@ test("screenshots of the main pages @screenshots", async ({ page }) => {
 
   await page.goto("/login");
   await expect(page.getByRole("button", { name: "Sign in", exact: true })).toBeVisible();
+  await expect(page.getByRole("link", { name: "Continue with Google" })).toBeVisible(); // the providers load after
   await shoot(page, "login");
 
   await page.goto("/register");
@@ -37,6 +38,7 @@ test("screenshots of the main pages @screenshots", async ({ page }) => {
   await page.getByRole("button", { name: "Continue" }).click();
   await expect(page.getByTestId("totp-qr")).toBeVisible();
   await expect(page.getByTestId("totp-secret")).not.toBeEmpty();
+  await expect(page.getByRole("button", { name: "Link Google" })).toBeVisible();
   await shoot(page, "security");
 
   const phone = await page.context().browser()!.newContext({

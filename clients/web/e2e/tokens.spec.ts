@@ -1,37 +1,6 @@
-import type { Page } from "@playwright/test";
 import { expect, test } from "./support/fixtures";
 import { newPerson, outliveAccessToken, register } from "./support/app";
-
-const TOKEN_COOKIES = ["usermgmt_access", "usermgmt_refresh"];
-const JWT = /eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}/;
-/** A refresh token is 43 base64url characters (32 random bytes); anything that long and opaque looks like one. */
-const OPAQUE = /[A-Za-z0-9_-]{40,}/;
-
-/** Everything page JavaScript can read: document.cookie and both storages. */
-async function readable(page: Page): Promise<{ cookie: string; storage: [string, string][] }> {
-  return page.evaluate(() => {
-    const entries = (store: Storage) =>
-      Array.from({ length: store.length }, (_, i) => store.key(i)!).map((key) => [key, store.getItem(key) ?? ""] as [string, string]);
-    return { cookie: document.cookie, storage: [...entries(localStorage), ...entries(sessionStorage)] };
-  });
-}
-
-async function expectNoTokenReadable(page: Page, tokens: string[]): Promise<void> {
-  const { cookie, storage } = await readable(page);
-  for (const name of TOKEN_COOKIES) expect(cookie, `document.cookie on ${page.url()}`).not.toContain(name);
-  expect(cookie).not.toMatch(JWT);
-  expect(cookie).not.toMatch(OPAQUE);
-  for (const [key, value] of storage) {
-    expect(value, `storage item ${key} on ${page.url()}`).not.toMatch(JWT);
-    for (const token of tokens) expect(value, `storage item ${key}`).not.toContain(token);
-  }
-  for (const token of tokens) expect(cookie).not.toContain(token);
-}
-
-async function tokenCookies(page: Page) {
-  const cookies = await page.context().cookies();
-  return cookies.filter((cookie) => TOKEN_COOKIES.includes(cookie.name));
-}
+import { JWT, TOKEN_COOKIES, expectNoTokenReadable, tokenCookies } from "./support/tokens";
 
 test("no token is readable from page JavaScript; the cookies are HttpOnly, SameSite=Lax, Path=/bff", async ({ page, browserErrors }) => {
   const person = newPerson("cookies");

@@ -1,6 +1,6 @@
 import fs from "node:fs";
 import { test as base, expect, type Browser, type BrowserContext, type BrowserContextOptions, type Page, type TestInfo } from "@playwright/test";
-import { API_LOG, WEB_LOG } from "./env";
+import { API_LOG, OIDC_LOG, WEB_LOG } from "./env";
 
 /** Errors the browser reported (console.error, uncaught exceptions): any one fails the test, unless allowed. */
 export type BrowserErrors = {
@@ -101,12 +101,13 @@ export const test = base.extend<Fixtures>({
   /** On a failure, the servers' output during the test: attached as files, and its end printed. */
   serverLogs: [
     async ({}, use, testInfo) => {
-      const start = { api: sizeOf(API_LOG), web: sizeOf(WEB_LOG) };
+      const start = { api: sizeOf(API_LOG), web: sizeOf(WEB_LOG), oidc: sizeOf(OIDC_LOG) };
       await use();
       if (testInfo.status === testInfo.expectedStatus) return;
       for (const [name, file, offset] of [
         ["api-server.log", API_LOG, start.api],
         ["web-server.log", WEB_LOG, start.web],
+        ["oidc-provider.log", OIDC_LOG, start.oidc],
       ] as const) {
         const text = logSince(file, offset);
         if (!text.trim()) continue;

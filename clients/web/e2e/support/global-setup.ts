@@ -3,21 +3,37 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import type { FullConfig } from "@playwright/test";
-import { API_LOG, PG, RUN_DIR, STATE_FILE, USERMGMT, WEB_DIR, WEB_LOG, apiEnv, exportState, type RunState } from "./env";
+import {
+  API_LOG,
+  GOOGLE_CLIENT,
+  OIDC_DIR,
+  OIDC_LOG,
+  PG,
+  RUN_DIR,
+  STATE_FILE,
+  USERMGMT,
+  WEB_DIR,
+  WEB_LOG,
+  apiEnv,
+  exportState,
+  type RunState,
+} from "./env";
 import { stopRun } from "./global-teardown";
 
 /**
- * A fresh world for the suite: a new PostgreSQL database, migrated; the API on a free port (mail written as .eml
- * files into a temp folder, access tokens of 4 seconds, generous rate limits); and the built client (`next start`)
+ * A fresh world for the suite: a new PostgreSQL database, migrated; a test OpenID Provider that plays Google
+ * (tests/support/oidc/provider.mjs); the API on a free port (mail written as .eml files into a temp folder, access
+ * tokens of 4 seconds, generous rate limits, Google pointed at that provider); and the built client (`next start`)
  * on another free port, talking to that API. The ports come from playwright.config.ts (chosen there, so that
  * use.baseURL can name the client's).
  */
 export default async function globalSetup(_config: FullConfig): Promise<void> {
   const apiPort = Number(process.env.USERMGMT_E2E_API_PORT);
   const webPort = Number(process.env.USERMGMT_E2E_WEB_PORT);
-  if (!apiPort || !webPort) throw new Error("playwright.config.ts did not choose the ports (USERMGMT_E2E_*_PORT)");
+  const oidcPort = Number(process.env.USERMGMT_E2E_OIDC_PORT);
+  if (!apiPort || !webPort || !oidcPort) throw new Error("playwright.config.ts did not choose the ports (USERMGMT_E2E_*_PORT)");
   fs.mkdirSync(RUN_DIR, { recursive: true });
-  for (const log of [API_LOG, WEB_LOG]) fs.writeFileSync(log, "");
+  for (const log of [API_LOG, WEB_LOG, OIDC_LOG]) fs.writeFileSync(log, "");
 
   const database = `usermgmt_web_e2e_${process.pid}_${Date.now().toString(36)}`;
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "usermgmt-web-e2e-"));
@@ -28,14 +44,18 @@ export default async function globalSetup(_config: FullConfig): Promise<void> {
     databaseUrl: `postgresql+asyncpg://${PG.user}@${PG.host}:${PG.port}/${database}`,
     dataDir,
     mailDir: path.join(dataDir, "mail"),
+    oidcUrl: `http://127.0.0.1:${oidcPort}`,
   };
   const save = () => fs.writeFileSync(STATE_FILE, JSON.stringify(state, null, 2));
   save();
   try {
     ensureBuilt();
+    state.oidcPid = startProvider(state, oidcPort);
+    save();
     psql(`CREATE DATABASE "${database}"`);
     const env = apiEnv(state);
     run(USERMGMT, ["migrate"], env, dataDir);
+    await waitForLine(OIDC_LOG, `listening ${state.oidcUrl}`, "the OpenID Provider", state.oidcPid);
 
     state.apiPid = start(USERMGMT, ["serve", "--host", "127.0.0.1", "--port", String(apiPort)], env, dataDir, API_LOG);
     save();
@@ -53,7 +73,29 @@ export default async function globalSetup(_config: FullConfig): Promise<void> {
     throw error;
   }
   exportState(state);
-  process.stdout.write(`e2e: API ${state.apiUrl}, client ${state.webUrl}, database ${database}; logs in ${RUN_DIR}\n`);
+  process.stdout.write(
+    `e2e: API ${state.apiUrl}, client ${state.webUrl}, provider ${state.oidcUrl}, database ${database}; logs in ${RUN_DIR}\n`,
+  );
+}
+
+/**
+ * The OpenID Provider that plays Google (`node provider.mjs <config.json>`, see its header), with one client: the
+ * API, calling back at its own /api/v1/auth/oauth/google/callback.
+ */
+function startProvider(state: RunState, port: number): number {
+  if (!fs.existsSync(path.join(OIDC_DIR, "node_modules", "oidc-provider"))) {
+    throw new Error(`the test OpenID Provider's npm packages are missing in ${OIDC_DIR}: run \`make oidc-provider\` at the repository's root`);
+  }
+  const config = path.join(state.dataDir, "oidc-provider.json");
+  const client = {
+    client_id: GOOGLE_CLIENT.id,
+    client_secret: GOOGLE_CLIENT.secret,
+    redirect_uris: [`${state.apiUrl}/api/v1/auth/oauth/google/callback`],
+  };
+  fs.writeFileSync(config, JSON.stringify({ port, clients: [client] }));
+  const env = {} as NodeJS.ProcessEnv;
+  for (const name of ["PATH", "HOME", "LANG", "TMPDIR"]) if (process.env[name]) env[name] = process.env[name];
+  return start(process.execPath, [path.join(OIDC_DIR, "provider.mjs"), config], env, OIDC_DIR, OIDC_LOG);
 }
 
 /** The Makefile builds before the suite; a bare `npx playwright test` on a fresh checkout builds here. */
@@ -100,6 +142,17 @@ function alive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** Until `log` has a line `line` (a server that says when it listens). */
+async function waitForLine(log: string, line: string, what: string, pid: number, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline && alive(pid)) {
+    if (fs.readFileSync(log, "utf8").split("\n").includes(line)) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  const tail = fs.readFileSync(log, "utf8").split("\n").slice(-40).join("\n");
+  throw new Error(`${what} did not say "${line}" (${alive(pid) ? "in time" : "it exited"}); the end of ${log}:\n${tail}`);
 }
 
 async function waitFor(url: string, what: string, log: string, pid: number, timeoutMs = 90_000): Promise<void> {

@@ -2,7 +2,7 @@ import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import { PG, RUN_DIR, STATE_FILE, type RunState } from "./env";
 
-/** Stops both servers (their whole process groups) and drops the run's database and temp folder. */
+/** Stops the servers and the OpenID Provider (their whole process groups) and drops the run's database and temp folder. */
 export default async function globalTeardown(): Promise<void> {
   if (!fs.existsSync(STATE_FILE)) return;
   const state = JSON.parse(fs.readFileSync(STATE_FILE, "utf8")) as RunState;
@@ -11,7 +11,7 @@ export default async function globalTeardown(): Promise<void> {
 }
 
 export async function stopRun(state: RunState): Promise<void> {
-  await Promise.all([state.webPid, state.apiPid].map((pid) => (pid ? stopGroup(pid) : undefined)));
+  await Promise.all([state.webPid, state.apiPid, state.oidcPid].map((pid) => (pid ? stopGroup(pid) : undefined)));
   const drop = spawnSync(
     "psql",
     ["-h", PG.host, "-p", PG.port, "-U", PG.user, "-d", "postgres", "-qc", `DROP DATABASE IF EXISTS "${state.database}" WITH (FORCE)`],

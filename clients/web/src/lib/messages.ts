@@ -20,7 +20,7 @@ const MESSAGES: Record<string, string> = {
   reauthentication_required: "For this, sign in again first (it has been over 10 minutes).",
   access_denied: "The sign-in with the provider was cancelled.",
   account_exists:
-    "An account with this email address exists already. Sign in with its password, then link the provider from your profile.",
+    "An account with this email address exists already. Sign in with its password, then link the provider on the Security page.",
   email_required: "The provider did not share an email address, which an account needs.",
   identity_in_use: "That provider account is linked to another account already.",
   provider_error: "The identity provider could not be reached. Try again later.",

@@ -11,7 +11,7 @@ import { useRequireSignIn } from "@/components/SessionProvider";
 import { useCurrentUser } from "@/components/useAccount";
 import { api, bff, fieldError, type Problem } from "@/lib/api";
 import type { components } from "@/lib/api-schema";
-import { messageFor } from "@/lib/messages";
+import { messageFor, messageForCode } from "@/lib/messages";
 
 type Mfa = components["schemas"]["MfaStatusOut"];
 type Enrolment = components["schemas"]["TotpEnrolmentOut"];
@@ -343,9 +343,16 @@ function Providers({ identities, providers, onChanged }: { identities: Identity[
   const linkable = providers.filter((name) => !linked.has(name));
 
   useEffect(() => {
-    // Back from the provider after "Link …" (/bff/oauth/callback sends the browser here with ?linked=).
-    const returned = new URLSearchParams(window.location.search).get("linked");
+    // Back from the provider after "Link …": /bff/oauth/callback sends the browser here with ?linked= or ?error=.
+    // Read once, then taken out of the address, so that a reload does not announce it again.
+    const query = new URLSearchParams(window.location.search);
+    const returned = query.get("linked");
+    const refused = query.get("error");
     if (returned) setNews(`Your ${providerLabel(returned)} account is linked: you can sign in with it.`);
+    if (refused) {
+      setProblem({ type: "about:blank", title: "Not linked", status: 400, code: refused, detail: messageForCode(refused), errors: null });
+    }
+    if (returned || refused) window.history.replaceState(null, "", window.location.pathname);
   }, []);
 
   async function unlink(identity: Identity) {

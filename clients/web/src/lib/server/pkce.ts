@@ -16,3 +16,16 @@ export function callbackUrl(request: NextRequest): string {
 
 export const PROVIDER = /^[a-z0-9][a-z0-9_-]{0,31}$/;
 export const PKCE_TTL_SECONDS = 600;
+
+/** Why the browser left for the provider: its callback goes back to the page the trip started from. */
+export type TripPurpose = "signin" | "link";
+
+/** The PKCE cookie's value: the trip's purpose and its verifier (base64url, so the dot cannot occur in it). */
+export function tripCookie(purpose: TripPurpose, verifier: string): string {
+  return `${purpose}.${verifier}`;
+}
+
+export function readTrip(value: string | undefined): { purpose: TripPurpose; verifier: string } | null {
+  const [purpose, verifier] = (value ?? "").split(".", 2);
+  return (purpose === "signin" || purpose === "link") && verifier ? { purpose, verifier } : null;
+}

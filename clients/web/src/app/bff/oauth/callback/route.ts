@@ -1,5 +1,6 @@
 import { NextResponse, type NextRequest } from "next/server";
 import { clearCookie, readCookie } from "@/lib/server/cookies";
+import { readTrip } from "@/lib/server/pkce";
 import { signedIn } from "@/lib/server/signin";
 import { callApi, problemCode } from "@/lib/server/upstream";
 
@@ -7,13 +8,16 @@ import { callApi, problemCode } from "@/lib/server/upstream";
  * code and this browser's PKCE verifier are exchanged for tokens here, on the server: no token reaches the page. */
 export async function GET(request: NextRequest): Promise<Response> {
   const query = request.nextUrl.searchParams;
-  const verifier = readCookie(request, "pkce");
+  const trip = readTrip(readCookie(request, "pkce"));
+  const verifier = trip?.verifier;
   const error = query.get("error");
   const linked = query.get("linked");
   const loginCode = query.get("login_code");
   let response: NextResponse;
   if (error) {
-    response = goTo(`/login?error=${encodeURIComponent(error)}`);
+    // A link started from settings goes back there, signed in as before; a sign-in goes back to the sign-in page.
+    const page = trip?.purpose === "link" ? "/security" : "/login";
+    response = goTo(`${page}?error=${encodeURIComponent(error)}`);
   } else if (linked) {
     response = goTo(`/security?linked=${encodeURIComponent(linked)}`);
   } else if (loginCode && verifier) {

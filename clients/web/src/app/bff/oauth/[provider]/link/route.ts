@@ -1,7 +1,7 @@
 import { NextResponse, type NextRequest } from "next/server";
 import { setCookie } from "@/lib/server/cookies";
 import { refuseCrossSite } from "@/lib/server/origin";
-import { callbackUrl, pkcePair, PKCE_TTL_SECONDS, PROVIDER } from "@/lib/server/pkce";
+import { callbackUrl, pkcePair, PKCE_TTL_SECONDS, PROVIDER, tripCookie } from "@/lib/server/pkce";
 import { problem } from "@/lib/server/problem";
 import { relay } from "@/lib/server/relay";
 import { credentials, settle } from "@/lib/server/session";
@@ -27,6 +27,6 @@ export async function POST(request: NextRequest, context: Context): Promise<Resp
   });
   if (upstream.status !== 200) return settle(relay(upstream), request, found);
   const response = NextResponse.json(json<{ authorization_url: string }>(upstream), { headers: { "Cache-Control": "no-store" } });
-  setCookie(response, request, "pkce", verifier, PKCE_TTL_SECONDS);
+  setCookie(response, request, "pkce", tripCookie("link", verifier), PKCE_TTL_SECONDS);
   return settle(response, request, found);
 }

@@ -1,7 +1,7 @@
 import { NextResponse, type NextRequest } from "next/server";
 import { apiPublicUrl } from "@/lib/server/config";
 import { setCookie } from "@/lib/server/cookies";
-import { callbackUrl, pkcePair, PKCE_TTL_SECONDS, PROVIDER } from "@/lib/server/pkce";
+import { callbackUrl, pkcePair, PKCE_TTL_SECONDS, PROVIDER, tripCookie } from "@/lib/server/pkce";
 import { problem } from "@/lib/server/problem";
 
 type Context = { params: Promise<{ provider: string }> };
@@ -17,6 +17,6 @@ export async function GET(request: NextRequest, context: Context): Promise<Respo
   target.searchParams.set("code_challenge", challenge);
   target.searchParams.set("code_challenge_method", "S256");
   const response = new NextResponse(null, { status: 303, headers: { Location: target.toString(), "Cache-Control": "no-store" } });
-  setCookie(response, request, "pkce", verifier, PKCE_TTL_SECONDS);
+  setCookie(response, request, "pkce", tripCookie("signin", verifier), PKCE_TTL_SECONDS);
   return response;
 }
