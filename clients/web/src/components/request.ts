@@ -1,3 +1,4 @@
+import { useState, type FormEvent } from "react";
 import { asProblem, type Problem } from "@/lib/api";
 
 type Answer<D> = { data?: D; error?: unknown; response: Response };
@@ -16,4 +17,20 @@ export async function attempt<D>(call: Promise<Answer<D>>): Promise<Outcome<D>> 
   } catch {
     return { ok: false, data: undefined, problem: asProblem(null), response: null };
   }
+}
+
+/** A form that sends one request (an email link's token, say): busy while it runs, then done or its problem. */
+export function useOneShot<D>(call: () => Promise<Answer<D>>) {
+  const [problem, setProblem] = useState<Problem | null>(null);
+  const [done, setDone] = useState(false);
+  const [busy, setBusy] = useState(false);
+  async function submit(event: FormEvent<HTMLFormElement>) {
+    event.preventDefault();
+    setBusy(true);
+    const answer = await attempt(call());
+    setBusy(false);
+    setDone(answer.ok);
+    setProblem(answer.problem);
+  }
+  return { problem, done, busy, submit };
 }

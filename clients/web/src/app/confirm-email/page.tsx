@@ -2,28 +2,17 @@
 
 import Link from "next/link";
 import { useSearchParams } from "next/navigation";
-import { Suspense, useState, type FormEvent } from "react";
+import { Suspense } from "react";
 import { Alert } from "@/components/Alert";
-import { attempt } from "@/components/request";
+import { useOneShot } from "@/components/request";
 import { useSession } from "@/components/SessionProvider";
-import { api, type Problem } from "@/lib/api";
+import { api } from "@/lib/api";
 import { messageFor, messageForCode } from "@/lib/messages";
 
 function ConfirmEmail() {
   const token = useSearchParams().get("token") ?? "";
   const { session } = useSession();
-  const [problem, setProblem] = useState<Problem | null>(null);
-  const [done, setDone] = useState(false);
-  const [busy, setBusy] = useState(false);
-
-  async function confirm(event: FormEvent<HTMLFormElement>) {
-    event.preventDefault();
-    setBusy(true);
-    const answer = await attempt(api.POST("/api/v1/auth/email/confirm", { body: { token } }));
-    setBusy(false);
-    setDone(answer.ok);
-    setProblem(answer.problem);
-  }
+  const { problem, done, busy, submit: confirm } = useOneShot(() => api.POST("/api/v1/auth/email/confirm", { body: { token } }));
 
   return (
     <>

@@ -2,26 +2,15 @@
 
 import Link from "next/link";
 import { useSearchParams } from "next/navigation";
-import { Suspense, useState, type FormEvent } from "react";
+import { Suspense } from "react";
 import { Alert } from "@/components/Alert";
-import { attempt } from "@/components/request";
-import { api, type Problem } from "@/lib/api";
+import { useOneShot } from "@/components/request";
+import { api } from "@/lib/api";
 import { messageFor, messageForCode } from "@/lib/messages";
 
 function RestoreAccount() {
   const token = useSearchParams().get("token") ?? "";
-  const [problem, setProblem] = useState<Problem | null>(null);
-  const [done, setDone] = useState(false);
-  const [busy, setBusy] = useState(false);
-
-  async function restore(event: FormEvent<HTMLFormElement>) {
-    event.preventDefault();
-    setBusy(true);
-    const answer = await attempt(api.POST("/api/v1/auth/account/restore", { body: { token } }));
-    setBusy(false);
-    setDone(answer.ok);
-    setProblem(answer.problem);
-  }
+  const { problem, done, busy, submit: restore } = useOneShot(() => api.POST("/api/v1/auth/account/restore", { body: { token } }));
 
   return (
     <>

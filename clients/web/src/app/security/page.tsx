@@ -45,6 +45,28 @@ function codeErrorOf(problem: Problem | null): string | undefined {
 }
 
 /** A form named by its legend (role=form "…"), for the forms that share field labels on this page. */
+/** The current password (for an account that has one) and a code: what turning two-factor off and getting new
+ * recovery codes both ask for. */
+function ProofFields({ hasPassword, email, problem }: { hasPassword: boolean; email: string; problem: Problem | null }) {
+  return (
+    <>
+      {hasPassword ? <UsernameHint value={email} /> : null}
+      {hasPassword ? (
+        <Field label="Current password" name="password" type="password" autoComplete="current-password" required error={passwordErrorOf(problem)} />
+      ) : null}
+      <Field
+        label="Authentication code"
+        name="code"
+        autoComplete="one-time-code"
+        spellCheck={false}
+        required
+        hint="The 6-digit code of your app, or a recovery code."
+        error={codeErrorOf(problem)}
+      />
+    </>
+  );
+}
+
 function NamedForm({ title, onSubmit, children }: { title: string; onSubmit: (event: FormEvent<HTMLFormElement>) => void; children: ReactNode }) {
   const id = useId();
   return (
@@ -193,19 +215,7 @@ function TwoFactor({ hasPassword, email, mfa, onChanged }: { hasPassword: boolea
         </p>
         <NamedForm title="Turn off two-factor authentication" onSubmit={turnOff}>
           <ProblemAlert problem={offProblem} />
-          {hasPassword ? <UsernameHint value={email} /> : null}
-          {hasPassword ? (
-            <Field label="Current password" name="password" type="password" autoComplete="current-password" required error={passwordErrorOf(offProblem)} />
-          ) : null}
-          <Field
-            label="Authentication code"
-            name="code"
-            autoComplete="one-time-code"
-            spellCheck={false}
-            required
-            hint="The 6-digit code of your app, or a recovery code."
-            error={codeErrorOf(offProblem)}
-          />
+          <ProofFields hasPassword={hasPassword} email={email} problem={offProblem} />
           <div className="actions">
             <button type="submit" className="danger" disabled={busy}>
               Turn off
@@ -215,19 +225,7 @@ function TwoFactor({ hasPassword, email, mfa, onChanged }: { hasPassword: boolea
         <NamedForm title="Get new recovery codes" onSubmit={newCodes}>
           <ProblemAlert problem={codesProblem} />
           <p className="muted small">The codes you have now stop working.</p>
-          {hasPassword ? <UsernameHint value={email} /> : null}
-          {hasPassword ? (
-            <Field label="Current password" name="password" type="password" autoComplete="current-password" required error={passwordErrorOf(codesProblem)} />
-          ) : null}
-          <Field
-            label="Authentication code"
-            name="code"
-            autoComplete="one-time-code"
-            spellCheck={false}
-            required
-            hint="The 6-digit code of your app, or a recovery code."
-            error={codeErrorOf(codesProblem)}
-          />
+          <ProofFields hasPassword={hasPassword} email={email} problem={codesProblem} />
           <div className="actions">
             <button type="submit" className="secondary" disabled={busy}>
               Get new codes
